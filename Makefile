@@ -1,0 +1,29 @@
+# make run   — set up .venv and start lmtpd on the embedded defaults under ./var
+# make test  — set up .venv and run every test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench bench-compare clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/lmtpd mailbox show demo@localhost >/dev/null 2>&1 || \
+		echo demo | $(BIN)/lmtpd mailbox add demo@localhost --password-stdin
+	$(BIN)/lmtpd serve
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,3 @@
+from lmtpd.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The `lmtpd` command: click groups that parse, call the store and servers, and print.
+
+Exit status: 0 success, 1 a failed operation (unknown mailbox, duplicate address), 2 bad usage
+or configuration.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from lmtpd import config as config_module
+from lmtpd.addresses import AddressError
+from lmtpd.config import Config, ConfigError
+from lmtpd.store.index import DuplicateError, NotFoundError
+from lmtpd.store.mailboxes import Store, StoreError
+from lmtpd.store.maildir import FolderError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class State:
+    def __init__(self) -> None:
+        self.config_path: str | None = None
+        self._config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = config_module.load(self.config_path)
+            except ConfigError as error:
+                click.echo(f"lmtpd: {error}", err=True)
+                sys.exit(EXIT_USAGE)
+        return self._config
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(State).config_path = value
+
+
+def config_option(fn: F) -> F:
+    """`--config` accepted after the subcommand too (`lmtpd mailbox list --config F`)."""
+    return click.option(
+        "--config", "config_path", metavar="PATH", expose_value=False, is_eager=True,
+        callback=_remember_config, help="Configuration file (default: $LMTPD_CONFIG, "
+        "/etc/lmtpd/lmtpd.toml, then the embedded defaults under ./var).",
+    )(fn)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"lmtpd: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def open_store(durable: bool = True) -> Iterator[Store]:
+    state = click.get_current_context().ensure_object(State)
+    try:
+        store = Store(state.config(), durable_index=durable)
+    except OSError as error:
+        fail(f"cannot open the store: {error}")
+    try:
+        yield store
+    except (AddressError, FolderError, StoreError, DuplicateError, NotFoundError) as error:
+        fail(str(error))
+    finally:
+        store.close()
+
+
+def store_command(fn: F) -> F:
+    """Give a command an open Store as its first argument and map store errors to exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with open_store() as store:
+            return fn(store, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", expose_value=False, is_eager=True,
+              callback=_remember_config, help="Configuration file.")
+@click.version_option(package_name="lmtpd")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """lmtpd: LMTP delivery agent, Maildir + SQLite store and POP3 server."""
+    ctx.ensure_object(State)
+
+
+def _register() -> None:
+    from lmtpd.cli import accounts, maintenance, serving
+
+    for module in (accounts, maintenance, serving):
+        for command in module.COMMANDS:
+            main.add_command(command)
+    try:
+        from lmtpd.cli import sieve
+    except ImportError:
+        return
+    for command in sieve.COMMANDS:
+        main.add_command(command)
+
+
+_register()

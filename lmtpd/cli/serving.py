@@ -1,0 +1,116 @@
+"""`lmtpd serve`, `lmtpd check-config` and `lmtpd deliver`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from lmtpd.cli import State, config_option, fail
+from lmtpd.delivery import Deliverer, Recipient, Transaction
+from lmtpd.logs import setup_logging
+from lmtpd.spool import Spool
+from lmtpd.status import Reply
+from lmtpd.store.mailboxes import Store
+from lmtpd.store.worker import Workers
+
+# sysexits(3), as dovecot-lda and Postfix's pipe(8) understand them.
+EX_OK = 0
+EX_NOUSER = 67
+EX_NOPERM = 77
+EX_TEMPFAIL = 75
+
+
+@click.command()
+@config_option
+@click.pass_obj
+def serve(state: State) -> None:
+    """Run the LMTP and POP3 servers until SIGTERM; SIGHUP reloads the configuration."""
+    from lmtpd.server import ServeError, Server
+
+    config = state.config()
+    setup_logging(config)
+
+    async def run() -> None:
+        await Server(config).run()
+
+    try:
+        asyncio.run(run())
+    except ServeError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot start: {error}")
+
+
+@click.command("check-config")
+@config_option
+@click.pass_obj
+def check_config(state: State) -> None:
+    """Validate the configuration and print the effective settings."""
+    config = state.config()
+    source = config.source or "embedded defaults"
+    click.echo(f"# lmtpd effective configuration (from {source})")
+    click.echo(config.to_toml(), nl=False)
+
+
+def exit_status(replies: list[Reply]) -> int:
+    if any(r.is_temporary for r in replies):
+        return EX_TEMPFAIL
+    failures = [r for r in replies if not r.is_success]
+    if not failures:
+        return EX_OK
+    if any(r.enhanced.startswith("5.1.") for r in failures):
+        return EX_NOUSER
+    return EX_NOPERM
+
+
+def crlf_to_lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+@click.command()
+@click.option("--sender", "-f", default="", help="Envelope sender (default: the null sender).")
+@click.argument("recipients", nargs=-1, required=True)
+@config_option
+@click.pass_obj
+def deliver(state: State, sender: str, recipients: tuple[str, ...]) -> None:
+    """Deliver a message from stdin to RECIPIENTS without LMTP (like dovecot-lda).
+
+    Exit 0 delivered, 67 unknown user, 75 temporary failure (retry), 77 refused otherwise."""
+    config = state.config()
+    logging.basicConfig(level=logging.WARNING, format="lmtpd: %(message)s")
+    data = crlf_to_lf(sys.stdin.buffer.read())
+
+    async def run() -> list[Reply]:
+        try:
+            workers = Workers(Store(config), io_threads=2)
+        except OSError as error:
+            click.echo(f"lmtpd: cannot open the store: {error}", err=True)
+            sys.exit(EX_TEMPFAIL)
+        try:
+            deliverer = Deliverer(workers)
+            accepted: list[Recipient] = []
+            replies: list[Reply | None] = []
+            for rcpt in recipients:
+                refusal, resolution = await deliverer.check_rcpt(rcpt)
+                replies.append(refusal)
+                if refusal is None:
+                    accepted.append(Recipient(rcpt, resolution))
+            with Spool.from_bytes(data) as body:
+                tx = Transaction(sender=sender, recipients=accepted, body=body, lhlo="localhost",
+                                 too_big=len(data) > config.lmtp.max_message_size)
+                results = iter(await deliverer.deliver(tx) if accepted else [])
+            return [r if r is not None else next(results) for r in replies]
+        finally:
+            workers.close()
+
+    replies = asyncio.run(run())
+    for rcpt, reply in zip(recipients, replies, strict=True):
+        stream = sys.stdout if reply.is_success else sys.stderr
+        click.echo(f"{rcpt}: {reply}", file=stream)
+    sys.exit(exit_status(replies))
+
+
+COMMANDS = [serve, check_config, deliver]

@@ -1,0 +1,194 @@
+"""The delivery pipeline: the only place that decides a recipient's outcome.
+
+For each accepted recipient, in RCPT order: loop check, quota, filter, duplicate check, then a
+durable Maildir write followed by the index row. Every path ends in exactly one Reply per
+recipient; an unexpected error becomes 451 4.3.0 for that recipient, never a crash of the
+session.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from lmtpd import status
+from lmtpd.addresses import Resolution, Verdict
+from lmtpd.spool import Spool
+from lmtpd.status import Reply
+from lmtpd.store import maildir
+from lmtpd.store.index import MailboxRow, MessageMeta
+from lmtpd.store.mailboxes import parse_meta
+from lmtpd.store.worker import Workers
+
+log = logging.getLogger("lmtpd.delivery")
+MAX_LHLO_IN_HEADER = 255
+
+
+def new_transaction_id() -> str:
+    return secrets.token_hex(6).upper()
+
+
+@dataclass
+class Recipient:
+    address: str
+    resolution: Resolution
+
+
+@dataclass
+class Transaction:
+    sender: str  # "" for the null sender
+    recipients: list[Recipient]
+    body: Spool
+    lhlo: str = "localhost"
+    id: str = field(default_factory=new_transaction_id)
+    too_big: bool = False
+    line_too_long: bool = False
+
+
+@dataclass(frozen=True)
+class StoreAction:
+    folder: str = maildir.INBOX
+    flags: tuple[str, ...] = ()
+
+
+def check_recipient(resolution: Resolution, over_quota: bool) -> Reply | None:
+    """The RCPT-time verdict: None to accept, else the reply that refuses."""
+    rcpt = resolution.recipient
+    match resolution.verdict:
+        case Verdict.INVALID:
+            return status.invalid_address(rcpt)
+        case Verdict.NOT_LOCAL:
+            return status.not_local(rcpt)
+        case Verdict.UNKNOWN | Verdict.DISABLED:
+            return status.unknown_user(rcpt)
+    if over_quota:
+        return status.over_quota(rcpt)
+    return None
+
+
+def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str) -> bytes:
+    lhlo = "".join(c for c in lhlo if 0x21 <= ord(c) < 0x7F)[:MAX_LHLO_IN_HEADER] or "unknown"
+    date = email.utils.formatdate(localtime=True)
+    return (
+        f"Return-Path: <{sender}>\n"
+        f"Delivered-To: {rcpt}\n"
+        f"Received: from {lhlo} by {hostname} (lmtpd) with LMTP id {txid} for <{rcpt}>; {date}\n"
+    ).encode("utf-8", "surrogateescape")
+
+
+def delivered_to_set(header_bytes: bytes) -> set[str]:
+    found = set()
+    for line in header_bytes.split(b"\n"):
+        if line[:13].lower() == b"delivered-to:":
+            value = line[13:].strip().decode("ascii", "replace").strip("<>").lower()
+            found.add(value)
+    return found
+
+
+def combine(replies: list[Reply]) -> Reply:
+    """One reply for a recipient that expanded to several mailboxes: a temporary failure of any
+    copy makes the MTA retry (duplicates are suppressed); otherwise success if any copy was
+    stored."""
+    for reply in replies:
+        if reply.is_temporary:
+            return reply
+    for reply in replies:
+        if reply.is_success:
+            return reply
+    return replies[0]
+
+
+class Deliverer:
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self.store = workers.store
+        self.config = workers.store.config
+
+    async def check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
+        resolution = await self.workers.db(self.store.resolve, address)
+        over_quota = False
+        if resolution.verdict is Verdict.OK:
+            over_quota = await self.workers.db(self._all_over_quota, resolution)
+        return check_recipient(resolution, over_quota), resolution
+
+    def _all_over_quota(self, resolution: Resolution) -> bool:
+        rows = self._rows(resolution)
+        return bool(rows) and all(self.store.over_quota(row) for row in rows)
+
+    def _rows(self, resolution: Resolution) -> list[MailboxRow]:
+        rows = [self.store.index.get_mailbox(m.address) for m in resolution.mailboxes]
+        return [r for r in rows if r is not None]
+
+    async def deliver(self, tx: Transaction) -> list[Reply]:
+        """One reply per recipient, in order."""
+        count = len(tx.recipients)
+        if tx.too_big:
+            return [status.too_big(self.config.lmtp.max_message_size)] * count
+        if tx.line_too_long:
+            return [status.line_too_long()] * count
+        header_bytes = tx.body.header_bytes()
+        meta = parse_meta(header_bytes)
+        seen_before = delivered_to_set(header_bytes)
+        replies: list[Reply] = []
+        done: dict[str, Reply] = {}
+        for recipient in tx.recipients:
+            key = recipient.address.lower()
+            # The same recipient twice in one transaction is delivered once; both get the reply.
+            if key not in done:
+                done[key] = await self._deliver_one(tx, recipient, meta, seen_before)
+            replies.append(done[key])
+        return replies
+
+    async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
+                           seen_before: set[str]) -> Reply:
+        rcpt = recipient.address
+        try:
+            if rcpt.lower() in seen_before or any(
+                m.address in seen_before for m in recipient.resolution.mailboxes
+            ):
+                return status.mail_loop(rcpt)
+            rows = await self.workers.db(self._rows, recipient.resolution)
+            rows = [r for r in rows if r.enabled]
+            if not rows:
+                return status.unknown_user(rcpt)
+            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta) for row in rows]
+            return combine(replies)
+        except Exception:
+            log.exception("delivery to %s failed", rcpt)
+            return status.temporary_failure()
+
+    async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
+                                  meta: MessageMeta) -> Reply:
+        if await self.workers.db(self.store.over_quota, mailbox, tx.body.size):
+            return status.over_quota(rcpt)
+        window = self.config.lmtp.duplicate_window
+        remember = bool(window and meta.message_id)
+        if remember and await self.workers.db(
+            self.store.index.is_duplicate, mailbox.id, meta.message_id, time.time() - window
+        ):
+            log.info("duplicate rcpt=<%s> msgid=%s suppressed", rcpt, meta.message_id)
+            return status.duplicate(rcpt)
+        prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
+        for action in self._filter(mailbox):
+            try:
+                stored = await self.workers.io(
+                    self.store.write_file, mailbox, action.folder, prefix, tx.body, action.flags
+                )
+            except OSError as error:
+                log.error("write for %s failed: %s", mailbox.address, error)
+                return status.temporary_failure(f"cannot store message: {error.strerror}")
+            try:
+                await self.workers.db(
+                    self.store.index.record_delivery, mailbox.id, stored, meta, remember
+                )
+            except Exception as error:
+                log.error("index row for %s failed: %s", mailbox.address, error)
+                await self.workers.io(self.store.discard_file, mailbox, stored)
+                return status.temporary_failure("cannot update the index")
+        return status.delivered(rcpt)
+
+    def _filter(self, mailbox: MailboxRow) -> list[StoreAction]:
+        return [StoreAction()]

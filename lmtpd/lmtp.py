@@ -1,0 +1,209 @@
+"""The LMTP wire: an aiosmtpd LMTP subclass and its handler. No delivery logic lives here.
+
+aiosmtpd answers several DATA paths with a single line (size limit, long line, exceptions),
+which desynchronises a client that waits for one reply per recipient. This module reads DATA
+itself, streaming it into a Spool, and always answers one line per accepted recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import Envelope, Session
+
+from lmtpd import status
+from lmtpd.config import Config
+from lmtpd.delivery import Deliverer, Recipient, Transaction
+from lmtpd.spool import Spool
+
+log = logging.getLogger("lmtpd.lmtp")
+
+# RFC 5321 §4.5.3.1.6: 998 octets + CRLF, plus one for a transparency dot.
+LINE_LIMIT = 1001
+
+
+class LmtpEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recipients: list[Recipient] = []
+
+
+class DataReader:
+    """Sans-I/O assembly of the DATA section, one CRLF-terminated line at a time: removes
+    transparency dots, turns CRLF into LF, notes an over-size message or an over-long line and
+    stops keeping data then (so memory stays bounded), and says when the final dot came."""
+
+    def __init__(self, spool: Spool, max_size: int) -> None:
+        self.spool = spool
+        self.max_size = max_size
+        self.received = 0
+        self.too_big = False
+        self.line_too_long = False
+        self._fragment = False  # the previous piece was part of an over-long line
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+
+    def feed_line(self, line: bytes) -> bool:
+        """A complete line ending in CRLF; True when it was the final dot."""
+        if line == b".\r\n" and not self._fragment:
+            self._flush()
+            return True
+        self._fragment = False
+        self.received += len(line)
+        if self.max_size and self.received > self.max_size:
+            self.too_big = True
+        if self.too_big or self.line_too_long:
+            return False
+        if line.startswith(b"."):
+            line = line[1:]
+        line = line[:-2] + b"\n"
+        self._batch.append(line)
+        self._batch_size += len(line)
+        if self._batch_size >= 65536:
+            self._flush()
+        return False
+
+    def feed_overlong(self, piece: bytes) -> None:
+        """Part of a line longer than the limit (no CRLF yet)."""
+        self.received += len(piece)
+        self.line_too_long = True
+        self._fragment = True
+        self._batch.clear()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self.spool.write(b"".join(self._batch))
+            self._batch.clear()
+            self._batch_size = 0
+
+
+class LmtpSession(LMTP):
+    """aiosmtpd's LMTP with replies that always carry enhanced status codes and a DATA
+    phase that answers once per recipient on every path."""
+
+    def __init__(self, handler: LmtpHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._lhlo_in_progress = False
+        self.in_transaction = False
+
+    def _create_envelope(self) -> LmtpEnvelope:
+        return LmtpEnvelope()
+
+    async def push(self, status_line: str | bytes) -> None:
+        if isinstance(status_line, str) and not self._lhlo_in_progress:
+            lines = status_line.split("\r\n")
+            status_line = "\r\n".join(status.with_enhanced_code(x) for x in lines)
+        await super().push(status_line)
+
+    async def smtp_LHLO(self, arg: str) -> None:
+        self._lhlo_in_progress = True
+        try:
+            await super().smtp_LHLO(arg)
+        finally:
+            self._lhlo_in_progress = False
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, LmtpEnvelope)
+        if not envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        handler: LmtpHandler = self.event_handler
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = handler.new_spool()
+        delivery: asyncio.Task[list[status.Reply]] | None = None
+        self.in_transaction = True
+        try:
+            reader = DataReader(spool, handler.config.lmtp.max_message_size)
+            while self.transport is not None:
+                try:
+                    line = await self._reader.readuntil(b"\r\n")
+                except asyncio.LimitOverrunError as error:
+                    reader.feed_overlong(await self._reader.read(error.consumed))
+                    continue
+                except asyncio.IncompleteReadError:
+                    return
+                if reader.feed_line(line):
+                    break
+            else:
+                return
+            tx = Transaction(
+                sender=envelope.mail_from or "",
+                recipients=list(envelope.recipients),
+                body=spool,
+                lhlo=(self.session.host_name if self.session else None) or "unknown",
+                too_big=reader.too_big,
+                line_too_long=reader.line_too_long,
+            )
+            delivery = handler.start_delivery(tx)
+            delivery.add_done_callback(lambda _: spool.close())
+            # Shielded: a timeout or a dropped connection must not cut a write half-way.
+            replies = await asyncio.shield(delivery)
+            self._set_post_data_state()
+            await self.push("\r\n".join(str(r) for r in replies))
+        finally:
+            self.in_transaction = False
+            if delivery is None:
+                spool.close()
+
+
+class LmtpHandler:
+    def __init__(self, config: Config, deliverer: Deliverer) -> None:
+        self.config = config
+        self.deliverer = deliverer
+        self._deliveries: set[asyncio.Task[list[status.Reply]]] = set()
+
+    def new_spool(self) -> Spool:
+        return Spool(self.config.lmtp.spool_threshold, self.config.store.root)
+
+    def start_delivery(self, tx: Transaction) -> asyncio.Task[list[status.Reply]]:
+        task = asyncio.get_running_loop().create_task(self.deliverer.deliver(tx))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for deliveries in progress (used on SIGTERM)."""
+        if self._deliveries:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    async def handle_EHLO(self, server: LmtpSession, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        return responses[:-1] + extra + [responses[-1]]
+
+    async def handle_MAIL(self, server: LmtpSession, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        envelope.mail_from = "" if address in ("<>", "") else address
+        envelope.mail_options.extend(mail_options)
+        return str(status.sender_ok())
+
+    async def handle_RCPT(self, server: LmtpSession, session: Session, envelope: LmtpEnvelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.config.lmtp.max_recipients:
+            return str(status.too_many_recipients())
+        try:
+            refusal, resolution = await self.deliverer.check_rcpt(address)
+        except Exception:
+            log.exception("recipient check for %s failed", address)
+            return str(status.temporary_failure())
+        if refusal is not None:
+            log.info("rejected rcpt=<%s> status=%s reason=%r", address, refusal.enhanced,
+                     refusal.text)
+            return str(refusal)
+        envelope.rcpt_tos.append(address)
+        envelope.recipients.append(Recipient(address, resolution))
+        return str(status.recipient_ok())
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("LMTP session error", exc_info=error)
+        return str(status.temporary_failure())

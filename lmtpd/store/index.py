@@ -1,0 +1,392 @@
+"""The SQLite index: schema and every query. Nothing else in lmtpd speaks SQL.
+
+Account tables (domains, mailboxes, aliases, sieve_scripts, vacation_memory, duplicates) are
+authoritative. The `messages` table is a cache of the Maildirs that `lmtpd reindex` rebuilds.
+
+An `Index` object wraps one connection and must be used from one thread at a time; the server
+gives it a thread of its own (see lmtpd.store.worker).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from lmtpd.store.maildir import StoredFile
+
+SCHEMA_VERSION = 1
+
+
+class IndexError_(Exception):
+    """Base for index failures that callers translate into user-facing errors."""
+
+
+class DuplicateError(IndexError_):
+    pass
+
+
+class NotFoundError(IndexError_):
+    pass
+
+
+@dataclass(frozen=True)
+class MailboxRow:
+    id: int
+    address: str
+    domain: str
+    password_hash: str
+    quota: int
+    enabled: bool
+    created: float
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    mailbox_id: int
+    folder: str
+    subdir: str
+    filename: str
+    uidl: str
+    size: int
+    crlf_size: int
+    received: float
+    message_id: str
+    from_addr: str
+    subject: str
+    flags: str
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    """What the index records of a message besides its file."""
+
+    message_id: str = ""
+    from_addr: str = ""
+    subject: str = ""
+
+
+_MAILBOX_COLS = "id, address, domain, password_hash, quota, enabled, created"
+_MESSAGE_COLS = ("id, mailbox_id, folder, subdir, filename, uidl, size, crlf_size, received, "
+                 "message_id, from_addr, subject, flags")
+
+
+def _mailbox(row: tuple) -> MailboxRow:
+    return MailboxRow(row[0], row[1], row[2], row[3] or "", row[4], bool(row[5]), row[6])
+
+
+def _message(row: tuple) -> MessageRow:
+    return MessageRow(*row)
+
+
+class Index:
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0, durable: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # The message rows are a cache that reindex rebuilds; account changes made by the CLI
+        # ask for full durability.
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._in_transaction = False
+        self._create_schema()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE so a writer waits for the lock up front instead of failing to
+        upgrade a read lock half-way. Nested use joins the outer transaction."""
+        if self._in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._in_transaction = False
+            self.conn.execute("ROLLBACK")
+            raise
+        self._in_transaction = False
+        self.conn.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        db = self.db
+        existing = set(db.table_names())
+        if {"meta", "mailboxes", "messages"} <= existing:
+            return
+        with self.transaction():
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["domains"].create({"name": str, "created": float}, pk="name", if_not_exists=True)
+            db["mailboxes"].create(
+                {"id": int, "address": str, "domain": str, "password_hash": str,
+                 "quota": int, "enabled": int, "created": float},
+                pk="id", not_null={"address", "domain", "quota", "enabled"},
+                defaults={"quota": 0, "enabled": 1}, if_not_exists=True,
+            )
+            db["mailboxes"].create_index(["address"], unique=True, if_not_exists=True)
+            db["aliases"].create(
+                {"alias": str, "target": str}, pk=("alias", "target"), if_not_exists=True
+            )
+            db["sieve_scripts"].create(
+                {"mailbox_id": int, "script": str, "updated": float},
+                pk="mailbox_id", foreign_keys=[("mailbox_id", "mailboxes", "id")],
+                if_not_exists=True,
+            )
+            db["vacation_memory"].create(
+                {"mailbox_id": int, "handle": str, "sender": str, "sent": float},
+                pk=("mailbox_id", "handle", "sender"),
+                foreign_keys=[("mailbox_id", "mailboxes", "id")], if_not_exists=True,
+            )
+            db["duplicates"].create(
+                {"mailbox_id": int, "message_id": str, "delivered": float},
+                pk=("mailbox_id", "message_id"),
+                foreign_keys=[("mailbox_id", "mailboxes", "id")], if_not_exists=True,
+            )
+            db["messages"].create(
+                {"id": int, "mailbox_id": int, "folder": str, "subdir": str, "filename": str,
+                 "uidl": str, "size": int, "crlf_size": int, "received": float,
+                 "message_id": str, "from_addr": str, "subject": str, "flags": str},
+                pk="id", foreign_keys=[("mailbox_id", "mailboxes", "id")],
+                not_null={"mailbox_id", "folder", "subdir", "filename", "uidl", "size",
+                          "crlf_size"},
+                if_not_exists=True,
+            )
+            db["messages"].create_index(
+                ["mailbox_id", "folder", "uidl"], unique=True, if_not_exists=True
+            )
+            db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    # -- domains and mailboxes -------------------------------------------------------------
+
+    def add_mailbox(self, address: str, domain: str, password_hash: str, quota: int) -> int:
+        with self.transaction():
+            if self.get_mailbox(address) is not None:
+                raise DuplicateError(f"mailbox {address} already exists")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO domains (name, created) VALUES (?, ?)", (domain, time.time())
+            )
+            cursor = self.conn.execute(
+                "INSERT INTO mailboxes (address, domain, password_hash, quota, enabled, created)"
+                " VALUES (?, ?, ?, ?, 1, ?)",
+                (address, domain, password_hash, quota, time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def get_mailbox(self, address: str) -> MailboxRow | None:
+        row = self.conn.execute(
+            f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE address = ?", (address,)
+        ).fetchone()
+        return _mailbox(row) if row else None
+
+    def require_mailbox(self, address: str) -> MailboxRow:
+        mailbox = self.get_mailbox(address)
+        if mailbox is None:
+            raise NotFoundError(f"no such mailbox: {address}")
+        return mailbox
+
+    def list_mailboxes(self) -> list[MailboxRow]:
+        rows = self.conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes ORDER BY address")
+        return [_mailbox(r) for r in rows]
+
+    def domains(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM domains ORDER BY name")]
+
+    def _update_mailbox(self, address: str, column: str, value: object) -> None:
+        with self.transaction():
+            cursor = self.conn.execute(
+                f"UPDATE mailboxes SET {column} = ? WHERE address = ?", (value, address)
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no such mailbox: {address}")
+
+    def set_password(self, address: str, password_hash: str) -> None:
+        self._update_mailbox(address, "password_hash", password_hash)
+
+    def set_quota(self, address: str, quota: int) -> None:
+        self._update_mailbox(address, "quota", quota)
+
+    def set_enabled(self, address: str, enabled: bool) -> None:
+        self._update_mailbox(address, "enabled", 1 if enabled else 0)
+
+    def delete_mailbox(self, address: str) -> MailboxRow:
+        with self.transaction():
+            mailbox = self.require_mailbox(address)
+            for table in ("messages", "sieve_scripts", "vacation_memory", "duplicates"):
+                self.conn.execute(f"DELETE FROM {table} WHERE mailbox_id = ?", (mailbox.id,))
+            self.conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox.id,))
+            return mailbox
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def add_alias(self, alias: str, targets: Iterable[str]) -> None:
+        with self.transaction():
+            for target in targets:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO aliases (alias, target) VALUES (?, ?)", (alias, target)
+                )
+
+    def alias_targets(self, alias: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT target FROM aliases WHERE alias = ? ORDER BY rowid", (alias,)
+        )
+        return [r[0] for r in rows]
+
+    def list_aliases(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for alias, target in self.conn.execute(
+            "SELECT alias, target FROM aliases ORDER BY alias, rowid"
+        ):
+            result.setdefault(alias, []).append(target)
+        return result
+
+    def delete_alias(self, alias: str) -> None:
+        with self.transaction():
+            cursor = self.conn.execute("DELETE FROM aliases WHERE alias = ?", (alias,))
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no such alias: {alias}")
+
+    # -- sieve scripts and vacation memory -------------------------------------------------
+
+    def get_sieve_script(self, mailbox_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT script FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_sieve_script(self, mailbox_id: int, script: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO sieve_scripts (mailbox_id, script, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(mailbox_id) DO UPDATE SET script = excluded.script,"
+                " updated = excluded.updated",
+                (mailbox_id, script, time.time()),
+            )
+
+    def delete_sieve_script(self, mailbox_id: int) -> bool:
+        with self.transaction():
+            cursor = self.conn.execute(
+                "DELETE FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,)
+            )
+            return cursor.rowcount > 0
+
+    def vacation_recently_sent(self, mailbox_id: int, handle: str, sender: str,
+                               since: float) -> bool:
+        row = self.conn.execute(
+            "SELECT sent FROM vacation_memory WHERE mailbox_id = ? AND handle = ? AND sender = ?",
+            (mailbox_id, handle, sender),
+        ).fetchone()
+        return bool(row) and row[0] >= since
+
+    def remember_vacation(self, mailbox_id: int, handle: str, sender: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO vacation_memory (mailbox_id, handle, sender, sent) VALUES (?,?,?,?)"
+                " ON CONFLICT DO UPDATE SET sent = excluded.sent",
+                (mailbox_id, handle, sender, time.time()),
+            )
+
+    # -- duplicate suppression -------------------------------------------------------------
+
+    def is_duplicate(self, mailbox_id: int, message_id: str, since: float) -> bool:
+        row = self.conn.execute(
+            "SELECT delivered FROM duplicates WHERE mailbox_id = ? AND message_id = ?",
+            (mailbox_id, message_id),
+        ).fetchone()
+        return bool(row) and row[0] >= since
+
+    # -- messages --------------------------------------------------------------------------
+
+    def record_delivery(self, mailbox_id: int, stored: StoredFile, meta: MessageMeta,
+                        remember_message_id: bool) -> int:
+        """One message row, and the duplicate-suppression mark, in one transaction."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO messages (mailbox_id, folder, subdir, filename, uidl, size,"
+                " crlf_size, received, message_id, from_addr, subject, flags)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(mailbox_id, folder, uidl) DO UPDATE SET"
+                " subdir = excluded.subdir, filename = excluded.filename",
+                (mailbox_id, stored.folder, stored.subdir, stored.filename, stored.uidl,
+                 stored.size, stored.crlf_size, stored.received, meta.message_id,
+                 meta.from_addr, meta.subject, stored.flags),
+            )
+            if remember_message_id and meta.message_id:
+                self.conn.execute(
+                    "INSERT INTO duplicates (mailbox_id, message_id, delivered) VALUES (?,?,?)"
+                    " ON CONFLICT DO UPDATE SET delivered = excluded.delivered",
+                    (mailbox_id, meta.message_id, time.time()),
+                )
+            return int(cursor.lastrowid or 0)
+
+    def usage(self, mailbox_id: int) -> tuple[int, int]:
+        """(messages, bytes) over all folders."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
+            (mailbox_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def messages(self, mailbox_id: int, folder: str | None = None) -> list[MessageRow]:
+        if folder is None:
+            rows = self.conn.execute(
+                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = ? ORDER BY id",
+                (mailbox_id,),
+            )
+        else:
+            rows = self.conn.execute(
+                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = ? AND folder = ?"
+                " ORDER BY received, id",
+                (mailbox_id, folder),
+            )
+        return [_message(r) for r in rows]
+
+    def delete_messages(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self.conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    def update_message_file(self, message_id: int, subdir: str, filename: str,
+                            flags: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE messages SET subdir = ?, filename = ?, flags = ? WHERE id = ?",
+                (subdir, filename, flags, message_id),
+            )
+
+    def drop_message_rows(self, mailbox_id: int | None = None) -> None:
+        with self.transaction():
+            if mailbox_id is None:
+                self.conn.execute("DELETE FROM messages")
+            else:
+                self.conn.execute("DELETE FROM messages WHERE mailbox_id = ?", (mailbox_id,))
+
+    def apply_sync(
+        self,
+        mailbox_id: int,
+        add: Iterable[tuple[StoredFile, MessageMeta]],
+        moved: Iterable[tuple[int, StoredFile]],
+        remove: Iterable[int],
+    ) -> None:
+        """Apply what reindex found for one mailbox, in one short transaction."""
+        with self.transaction():
+            for stored, meta in add:
+                self.record_delivery(mailbox_id, stored, meta, remember_message_id=False)
+            for row_id, stored in moved:
+                self.update_message_file(row_id, stored.subdir, stored.filename, stored.flags)
+            self.delete_messages(remove)

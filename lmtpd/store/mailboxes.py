@@ -1,0 +1,316 @@
+"""Mailboxes, aliases, quotas, passwords, reindex and verify, built on maildir and index.
+
+Blocking code: the CLI calls it directly; the servers call it through lmtpd.store.worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.parser
+import email.policy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmtpd import auth
+from lmtpd.addresses import (
+    AddressError,
+    MailboxRef,
+    Resolution,
+    parse_address,
+    parse_domain,
+    resolve,
+)
+from lmtpd.config import Config
+from lmtpd.store import maildir
+from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageMeta, MessageRow
+
+__all__ = ["AddressError", "Drift", "DuplicateError", "MailboxInfo", "Store"]
+
+
+class StoreError(Exception):
+    """A failed operation with a message for the operator."""
+
+
+@dataclass
+class MailboxInfo:
+    address: str
+    enabled: bool
+    messages: int
+    bytes: int
+    quota: int
+    folders: list[str] = field(default_factory=list)
+
+    def as_json(self, with_folders: bool = True) -> dict[str, object]:
+        data: dict[str, object] = {
+            "address": self.address, "enabled": self.enabled, "messages": self.messages,
+            "bytes": self.bytes, "quota": self.quota,
+        }
+        if with_folders:
+            data["folders"] = self.folders
+        return data
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: str  # "file-without-row", "row-without-file", "size-drift"
+    mailbox: str
+    folder: str
+    name: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.kind}: {self.mailbox} {self.folder} {self.name}{extra}"
+
+
+def parse_meta(header_bytes: bytes) -> MessageMeta:
+    """Message-ID, From and Subject from a header section, tolerant of garbage."""
+    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+    headers = parser.parsebytes(header_bytes)
+
+    def get(name: str) -> str:
+        value = headers.get(name)
+        if value is None:
+            return ""
+        text = str(value) if not isinstance(value, str) else value
+        return " ".join(text.split())[:998]
+
+    return MessageMeta(message_id=get("Message-ID"), from_addr=get("From"),
+                       subject=get("Subject"))
+
+
+class Store:
+    def __init__(self, config: Config, *, durable_index: bool = False) -> None:
+        self.config = config
+        self.mail_root = config.store.mail_root
+        self.fsync = config.store.fsync
+        self.index = Index(config.store.index_path, durable=durable_index)
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def mailbox_dir(self, address: str) -> Path:
+        return maildir.mailbox_dir(self.mail_root, parse_address(address))
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def add_mailbox(self, address: str, password: str | None, quota: int = 0) -> MailboxRow:
+        parsed = parse_address(address)
+        canonical = str(parsed)
+        if parsed.domain not in self.config.domains.local:
+            raise StoreError(
+                f"{canonical}: domain {parsed.domain} is not in domains.local "
+                f"({', '.join(self.config.domains.local)})"
+            )
+        password_hash = auth.hash_password(password) if password else ""
+        path = maildir.mailbox_dir(self.mail_root, parsed)
+        maildir.ensure_maildir(path, fsync=self.fsync)
+        self.index.add_mailbox(canonical, parsed.domain, password_hash, quota)
+        return self.index.require_mailbox(canonical)
+
+    def canonical(self, address: str) -> str:
+        return str(parse_address(address))
+
+    def mailbox(self, address: str) -> MailboxRow:
+        return self.index.require_mailbox(self.canonical(address))
+
+    def info(self, mailbox: MailboxRow, with_folders: bool = True) -> MailboxInfo:
+        count, size = self.index.usage(mailbox.id)
+        folders = maildir.list_folders(self.mailbox_dir(mailbox.address)) if with_folders else []
+        return MailboxInfo(mailbox.address, mailbox.enabled, count, size, mailbox.quota, folders)
+
+    def set_password(self, address: str, password: str) -> None:
+        self.index.set_password(self.canonical(address), auth.hash_password(password))
+
+    def set_quota(self, address: str, quota: int) -> None:
+        self.index.set_quota(self.canonical(address), quota)
+
+    def set_enabled(self, address: str, enabled: bool) -> None:
+        self.index.set_enabled(self.canonical(address), enabled)
+
+    def delete_mailbox(self, address: str, purge: bool) -> None:
+        mailbox = self.index.delete_mailbox(self.canonical(address))
+        if purge:
+            path = self.mailbox_dir(mailbox.address)
+            if path.exists():
+                maildir.remove_mailbox_tree(path)
+
+    def add_alias(self, alias: str, targets: Iterable[str]) -> tuple[str, list[str]]:
+        key = self.canonical_alias(alias)
+        canonical_targets = [self.canonical(t) for t in targets]
+        if not canonical_targets:
+            raise StoreError("an alias needs at least one target")
+        domain = key.rsplit("@", 1)[1]
+        if domain not in self.config.domains.local:
+            raise StoreError(f"{key}: domain {domain} is not in domains.local")
+        if key in canonical_targets:
+            raise StoreError(f"{key}: an alias cannot point at itself")
+        self.index.add_alias(key, canonical_targets)
+        return key, canonical_targets
+
+    def canonical_alias(self, alias: str) -> str:
+        """An alias is a full address, or `@domain` for a catch-all."""
+        if alias.startswith("@"):
+            return "@" + parse_domain(alias[1:], alias)
+        return self.canonical(alias)
+
+    def delete_alias(self, alias: str) -> None:
+        self.index.delete_alias(self.canonical_alias(alias))
+
+    # -- resolution and authentication ------------------------------------------------------
+
+    def resolve(self, recipient: str) -> Resolution:
+        def find_mailbox(address: str) -> MailboxRef | None:
+            row = self.index.get_mailbox(address)
+            return MailboxRef(row.id, row.address, row.enabled) if row else None
+
+        return resolve(
+            recipient,
+            local_domains=self.config.domains.local,
+            delimiter=self.config.lmtp.recipient_delimiter,
+            find_mailbox=find_mailbox,
+            find_alias=self.index.alias_targets,
+        )
+
+    def authenticate(self, address: str, password: str) -> MailboxRow | None:
+        """The mailbox when the password is right and the mailbox enabled; else None.
+        Takes the same time whether or not the user exists."""
+        try:
+            row = self.index.get_mailbox(self.canonical(address))
+        except AddressError:
+            row = None
+        ok = auth.verify_password(row.password_hash if row else None, password)
+        if not ok or row is None or not row.enabled:
+            return None
+        if auth.needs_rehash(row.password_hash):
+            self.index.set_password(row.address, auth.hash_password(password))
+        return row
+
+    def over_quota(self, mailbox: MailboxRow, incoming: int = 0) -> bool:
+        if mailbox.quota <= 0:
+            return False
+        _, used = self.index.usage(mailbox.id)
+        if incoming == 0:
+            return used >= mailbox.quota
+        return used + incoming > mailbox.quota
+
+    # -- message files ---------------------------------------------------------------------
+
+    def folder_dir(self, mailbox: MailboxRow, folder: str, *, create: bool) -> Path:
+        base = self.mailbox_dir(mailbox.address)
+        path = maildir.folder_dir(base, folder)
+        if create:
+            maildir.ensure_maildir(path, fsync=self.fsync, subfolder=path != base)
+        return path
+
+    def folder_exists(self, mailbox: MailboxRow, folder: str) -> bool:
+        try:
+            path = maildir.folder_dir(self.mailbox_dir(mailbox.address), folder)
+        except maildir.FolderError:
+            return False
+        return (path / "cur").is_dir()
+
+    def write_file(self, mailbox: MailboxRow, folder: str, prefix: bytes, body: maildir.Body,
+                   flags: Iterable[str] = ()) -> maildir.StoredFile:
+        folder = maildir.INBOX if maildir.is_inbox(folder) else folder
+        target = self.folder_dir(mailbox, folder, create=True)
+        stored = maildir.write_message(target, prefix, body, flags=flags, fsync=self.fsync)
+        return dataclasses.replace(stored, folder=folder)
+
+    def discard_file(self, mailbox: MailboxRow, stored: maildir.StoredFile) -> None:
+        """Undo a write whose index row could not be recorded, so no half-delivery stays."""
+        path = maildir.message_path(self.mailbox_dir(mailbox.address), stored.folder,
+                                    stored.subdir, stored.filename)
+        maildir.remove_messages([path], fsync=self.fsync)
+
+    def message_path(self, mailbox: MailboxRow, row: MessageRow) -> Path:
+        return maildir.message_path(self.mailbox_dir(mailbox.address), row.folder, row.subdir,
+                                    row.filename)
+
+    def mark_seen(self, mailbox: MailboxRow, row: MessageRow) -> MessageRow:
+        new_name = maildir.mark_seen(self.mailbox_dir(mailbox.address), row.folder, row.subdir,
+                                     row.filename, fsync=self.fsync)
+        flags = new_name.split(":2,", 1)[1]
+        self.index.update_message_file(row.id, "cur", new_name, flags)
+        return MessageRow(**{**row.__dict__, "subdir": "cur", "filename": new_name,
+                             "flags": flags})
+
+    def delete_messages(self, mailbox: MailboxRow, rows: list[MessageRow]) -> list[MessageRow]:
+        """Remove files, then rows; returns the rows whose file could not be removed (their
+        rows stay, so index and Maildir keep agreeing)."""
+        paths = {self.message_path(mailbox, row): row for row in rows}
+        failed = set(maildir.remove_messages(paths, fsync=self.fsync))
+        self.index.delete_messages(row.id for path, row in paths.items() if path not in failed)
+        return [paths[p] for p in failed]
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def _targets(self, address: str | None) -> list[MailboxRow]:
+        if address:
+            return [self.mailbox(address)]
+        return self.index.list_mailboxes()
+
+    def reindex(self, address: str | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """Rebuild message rows from the Maildirs; (rows added, rows removed). UIDLs come from
+        file names, so every message keeps its UIDL. Locks are held only briefly per mailbox,
+        so delivery and POP3 go on meanwhile."""
+        total_added = total_removed = 0
+        for mailbox in self._targets(address):
+            base = self.mailbox_dir(mailbox.address)
+            files = list(maildir.scan(base))
+            rows = {(r.folder, r.uidl): r for r in self.index.messages(mailbox.id)}
+            add, moved = [], []
+            for stored in files:
+                row = rows.pop((stored.folder, stored.uidl), None)
+                if row is None:
+                    add.append((stored, self._meta_of(base, stored)))
+                elif (row.subdir, row.filename) != (stored.subdir, stored.filename):
+                    moved.append((row.id, stored))
+            # A row whose file was not seen may belong to a delivery that finished after the
+            # scan: only drop it if its file is still absent now.
+            stale = [r.id for r in rows.values() if not self.message_path(mailbox, r).exists()]
+            self.index.apply_sync(mailbox.id, add, moved, stale)
+            total_added += len(add)
+            total_removed += len(stale)
+            if progress:
+                progress(len(files))
+        return total_added, total_removed
+
+    def count_files(self, address: str | None = None) -> int:
+        return sum(
+            sum(1 for _ in maildir.scan(self.mailbox_dir(m.address)))
+            for m in self._targets(address)
+        )
+
+    def _meta_of(self, base: Path, stored: maildir.StoredFile) -> MessageMeta:
+        path = maildir.message_path(base, stored.folder, stored.subdir, stored.filename)
+        with maildir.open_message(path) as handle:
+            head = handle.read(64 * 1024)
+        end = head.find(b"\n\n")
+        return parse_meta(head[: end + 1] if end >= 0 else head)
+
+    def verify(self, address: str | None = None) -> list[Drift]:
+        drift: list[Drift] = []
+        for mailbox in self._targets(address):
+            base = self.mailbox_dir(mailbox.address)
+            files = {(f.folder, f.uidl): f for f in maildir.scan(base)}
+            for row in self.index.messages(mailbox.id):
+                stored = files.pop((row.folder, row.uidl), None)
+                if stored is None:
+                    drift.append(Drift("row-without-file", mailbox.address, row.folder,
+                                       f"{row.subdir}/{row.filename}"))
+                elif (stored.size, stored.crlf_size) != (row.size, row.crlf_size):
+                    drift.append(Drift(
+                        "size-drift", mailbox.address, row.folder, stored.relpath,
+                        f"index {row.size}/{row.crlf_size}, file "
+                        f"{stored.size}/{stored.crlf_size}"))
+            drift.extend(
+                Drift("file-without-row", mailbox.address, f.folder, f.relpath)
+                for f in files.values()
+            )
+        return drift
+
