@@ -109,10 +109,8 @@ class MessageContext:
 
     @cached_property
     def size(self) -> int:
-        # Sizes are counted with CRLF line ends, as on the wire
-        lf = self.raw.count(b"\n")
-        crlf = self.raw.count(b"\r\n")
-        return len(self.raw) + (lf - crlf)
+        # The octets as handed to us (CRLF from LMTP); Pigeonhole counts the same way
+        return len(self.raw)
 
     def has_header(self, name: str) -> bool:
         name = name.lower()

@@ -1,0 +1,186 @@
+"""Run Pigeonhole's sieve-test and reduce its report to comparable action tuples."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmtpd.sieve import (
+    Discard,
+    Envelope,
+    MessageContext,
+    Redirect,
+    Reject,
+    SieveResult,
+    Store,
+    Vacation,
+)
+from lmtpd.sieve.vacation import default_subject
+
+SIEVE_TEST = shutil.which("sieve-test") or "/usr/bin/sieve-test"
+# sieve-test drops privileges to mail_uid, and refuses root: run as nobody
+_CONFIG = """log_path = /dev/null
+info_log_path = /dev/null
+mail_uid = {uid}
+mail_gid = {gid}
+mail_location = maildir:{home}/mail
+plugin {{
+  sieve_vacation_min_period = 1d
+  sieve_vacation_max_period = 60d
+  sieve_vacation_default_period = 7d
+  sieve_max_actions = 32
+  sieve_max_redirects = 4
+}}
+"""
+
+Norm = tuple
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    script: str
+    message: bytes
+    sender: str = "sender@example.com"
+    recipient: str = "user@example.org"
+    user: str = "user@example.org"
+    execute: bool = False  # run the actions (needed to see vacation's send/no-send rules)
+    folders: tuple[str, ...] = ()  # mailboxes that exist (mailboxexists)
+    oracle_script: str | None = None  # when sieve-test needs a spelling of its own
+    expect_compile_error: bool = False
+    notes: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+
+def available() -> bool:
+    return os.path.exists(SIEVE_TEST) and os.access(SIEVE_TEST, os.X_OK)
+
+
+def _ids() -> tuple[int, int]:
+    if os.geteuid() == 0:
+        return 65534, 65534  # nobody/nogroup
+    return os.geteuid(), os.getegid()
+
+
+def run_oracle(case: Case) -> tuple[str, Norm, str]:
+    """Returns (kind, normalized actions, raw output); kind is ok, error or compile."""
+    with tempfile.TemporaryDirectory(prefix="sieve-oracle-") as tmp:
+        home = Path(tmp)
+        os.chmod(home, 0o777)
+        uid, gid = _ids()
+        (home / "mail").mkdir()
+        for folder in case.folders:
+            for sub in ("cur", "new", "tmp"):
+                (home / "mail" / f".{folder}" / sub).mkdir(parents=True, exist_ok=True)
+        for dirpath, _dirs, _files in os.walk(home):
+            os.chmod(dirpath, 0o777)
+        conf = home / "dovecot.conf"
+        conf.write_text(_CONFIG.format(uid=uid, gid=gid, home=home))
+        script = home / "test.sieve"
+        script.write_text(case.oracle_script or case.script)
+        msg = home / "message.eml"
+        msg.write_bytes(case.message)
+        for p in (conf, script, msg):
+            os.chmod(p, 0o644)
+        cmd = [SIEVE_TEST, "-c", str(conf), "-f", case.sender, "-a", case.recipient]
+        cmd += ["-r", case.user]
+        if case.execute:
+            cmd.append("-e")
+        cmd += [str(script), str(msg)]
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run(cmd, capture_output=True, env=env, timeout=30, check=False)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    text = out + "\n--stderr--\n" + err
+    if "failed to compile sieve script" in err:
+        return "compile", (), text
+    if "final result: failed" in err or proc.returncode != 0:
+        return "error", (("store", "INBOX", frozenset()),), text
+    if case.execute:
+        return "ok", _parse_executed(out + err), text
+    return "ok", _parse_listing(out), text
+
+
+_STORE = re.compile(r"^ \* store message in folder: (.*)$")
+_FLAGS = re.compile(r"^\s+\+ add IMAP flags: (.*)$")
+
+
+def _parse_listing(out: str) -> Norm:
+    """The 'Performed actions' and 'Implicit keep' sections of a dry run."""
+    performed: list[list[object]] = []
+    keep: list[list[object]] = []
+    section: list[list[object]] | None = None
+    lines = out.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("Performed actions:"):
+            section = performed
+        elif line.startswith("Implicit keep:"):
+            section = keep
+        elif line.startswith("START MESSAGE"):
+            while i < len(lines) and not lines[i].startswith("END MESSAGE"):
+                i += 1
+        elif section is not None and (m := _STORE.match(line)):
+            section.append(["store", m.group(1), frozenset()])
+        elif section is not None and (m := _FLAGS.match(line)) and section:
+            section[-1][2] = frozenset(f.lower() for f in m.group(1).split())
+        elif section is not None and line.startswith(" * discard"):
+            section.append(["discard"])
+        elif section is not None and line.startswith(" * reject message with reason: "):
+            section.append(["reject", line.split(": ", 1)[1]])
+        elif section is not None and line.startswith(" * redirect message to: "):
+            section.append(["redirect", line.split(": ", 1)[1].strip().strip("<>")])
+        elif section is not None and line.startswith(" * send vacation message"):
+            section.append(["vacation", None, None])
+        elif section is not None and section and section[-1][0] == "vacation":
+            if m := re.match(r"\s+=> seconds : (\d+)", line):
+                section[-1][2] = int(m.group(1))
+            elif m := re.match(r"\s+=> subject : (.*)$", line):
+                section[-1][1] = m.group(1)
+        i += 1
+    actions = [tuple(a) for a in performed]
+    has_inbox = any(a[0] == "store" and str(a[1]).upper() == "INBOX" for a in actions)
+    if not has_inbox:
+        actions += [tuple(a) for a in keep]
+    return tuple(actions)
+
+
+def _parse_executed(out: str) -> Norm:
+    """With -e: which folders got the message and whether a vacation reply went out."""
+    stores = sorted(set(re.findall(r"stored mail into mailbox '([^']*)'", out)))
+    sent = "sent vacation response to" in out
+    return ("executed", tuple(stores), sent)
+
+
+def normalize_ours(case: Case, result: SieveResult, msg: MessageContext) -> tuple[str, Norm]:
+    if result.errors:
+        return "error", (("store", "INBOX", frozenset()),)
+    if case.execute:
+        stores = sorted({a.folder for a in result.actions if isinstance(a, Store)})
+        sent = any(isinstance(a, Vacation) for a in result.actions)
+        return "ok", ("executed", tuple(stores), sent)
+    out: list[tuple[object, ...]] = []
+    for a in result.actions:
+        if isinstance(a, Store):
+            out.append(("store", a.folder, frozenset(f.lower() for f in a.flags)))
+        elif isinstance(a, Discard):
+            out.append(("discard",))
+        elif isinstance(a, Reject):
+            # sieve-test prints control characters (the CRLF of text: reasons) as '?'
+            out.append(("reject", re.sub(r"[\x00-\x1f]", "?", a.reason)))
+        elif isinstance(a, Redirect):
+            out.append(("redirect", a.address))
+        elif isinstance(a, Vacation):
+            subject = None if a.subject == default_subject(msg) else a.subject
+            out.append(("vacation", subject, a.seconds))
+    return "ok", tuple(out)
+
+
+def envelope_of(case: Case) -> Envelope:
+    return Envelope(sender=case.sender, recipient=case.recipient, user_address=case.user)
