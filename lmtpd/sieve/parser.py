@@ -152,10 +152,11 @@ class _Lexer:
                 digits = m.group(0).rstrip("KkMmGg")
                 value = int(digits) * _QUANT.get((m.group(1) or "").lower(), 1)
                 if value > _MAX_NUMBER:
-                    raise self.error("number is too large")
+                    raise SieveSyntaxError("number is too large", line, col)
                 self.pos = m.end()
                 if self.pos < n and (text[self.pos].isalnum() or text[self.pos] == "_"):
-                    raise self.error(f"invalid number '{m.group(0)}{text[self.pos]}'")
+                    bad = f"{m.group(0)}{text[self.pos]}"
+                    raise SieveSyntaxError(f"invalid number '{bad}'", line, col)
                 out.append(Token("number", value, line, col))
             elif _IDENT.match(text, self.pos):
                 m = _IDENT.match(text, self.pos)

@@ -195,7 +195,7 @@ def validate(commands: list[Command]) -> frozenset[str]:
             _bind(cmd, COMMANDS["require"], requires, "command")
             for ext in cmd.positional[0]:  # type: ignore[union-attr]
                 if ext not in SUPPORTED_EXTENSIONS:
-                    raise _err(f"require: unknown Sieve capability '{ext}'", cmd)
+                    raise _err(f"require: unknown Sieve capability '{ext}'", cmd.args[0])
                 requires.add(ext)
         else:
             seen_other = True

@@ -1,0 +1,111 @@
+"""Parser: grammar corners, and errors that point at the right line and column."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmtpd.sieve import SieveSyntaxError, parse
+from lmtpd.sieve.parser import Command
+
+
+def first(text: str) -> Command:
+    return parse(text).commands[-1]
+
+
+def test_strings_escapes_and_lists() -> None:
+    cmd = first('require "fileinto"; fileinto "a\\\\b\\"c\\d";')
+    assert cmd.positional == ['a\\b"cd']
+    test = first('if header :is ["a", "b"] "c" { keep; }').tests[0]
+    assert test.positional == [["a", "b"], ["c"]]
+    assert test.tags == {"match": "is"}
+
+
+def test_multiline_string_dot_unstuffing_and_crlf() -> None:
+    cmd = first('require "reject"; reject text: # trailing comment\nline 1\n..dot\n.\n;')
+    assert cmd.positional == ["line 1\r\n.dot\r\n"]
+
+
+def test_numbers_with_quantifiers() -> None:
+    for text, value in (("10", 10), ("2K", 2048), ("3m", 3 << 20), ("1G", 1 << 30)):
+        test = first(f"if size :over {text} {{ keep; }}").tests[0]
+        assert test.positional == [value]
+
+
+def test_comments_and_nesting() -> None:
+    script = parse("# hash\n/* block\ncomment */ if true { if false { stop; } }")
+    outer = script.commands[0]
+    assert outer.block is not None and outer.block[0].name == "if"
+
+
+def test_requires_are_collected() -> None:
+    script = parse('require ["fileinto", "copy"]; require "variables";')
+    assert script.requires == {"fileinto", "copy", "variables"}
+
+
+def test_fifteen_levels_of_nesting_are_supported() -> None:
+    parse("if true {" * 15 + "keep;" + "}" * 15)
+    parse("if " + "not " * 15 + "true { keep; }")
+
+
+def test_error_str_format() -> None:
+    err = SieveSyntaxError("boom", 3, 7)
+    assert str(err) == "line 3, column 7: boom"
+    assert (err.line, err.column, err.message) == (3, 7, "boom")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "fragment"),
+    [
+        ("keep", 1, 5, "expected ';'"),
+        ('require "fileinto";\nif true {\n  fileinto "A"\n}\n', 4, 1, "expected ';'"),
+        ('if header :is "a" "b" {\n keep;\n', 3, 1, "missing '}'"),
+        ("\n\n   frob;", 3, 4, "unknown command 'frob'"),
+        ("keep;\n/* open", 2, 1, "unterminated comment"),
+        ('keep;\n  if header "a', 2, 13, "unterminated string"),
+        ('require "fileinto";\n  fileinto "a";\n require "body";', 3, 2, "require"),
+        ("if size :over 5X { keep; }", 1, 15, "invalid number '5X'"),
+        ('keep;\nreject "x";', 2, 1, "unknown command 'reject'"),
+        ('require ["fileinto",\n   "x-nope"];', 1, 9, "unknown Sieve capability 'x-nope'"),
+        ('if header :bogus "a" "b" {}', 1, 11, "':bogus'"),
+        ("redirect text: junk\n", 1, 15, "end of line"),
+        ("if true {\n\tkeep;\n} elsif true\n", 4, 1, "expected"),
+        ("if true { keep; }\n  else if true { keep; }", 2, 3, "else"),
+        ('require "vacation";\nvacation :days "x" "r";', 2, 16, "number"),
+        ('require "fileinto";\nfileinto ["a", "b"];', 2, 10, "string list"),
+        ("if anyof (true, ) { keep; }", 1, 17, "expected a test"),
+        ("keep;\n\n\t\tdiscard :copy;", 3, 11, "':copy'"),
+        ('if header :is :comparator "i;bogus" "a" "b" {}', 1, 4, "comparator"),
+        ("text:\nfoo\n", 1, 1, "unterminated multi-line string"),
+        ("stop; @", 1, 7, "unexpected character"),
+    ],
+)
+def test_error_positions(text: str, line: int, column: int, fragment: str) -> None:
+    with pytest.raises(SieveSyntaxError) as info:
+        parse(text)
+    err = info.value
+    assert fragment in err.message
+    assert (err.line, err.column) == (line, column), str(err)
+    assert str(err).startswith(f"line {line}, column {column}: ")
+
+
+def test_column_counts_characters_not_bytes() -> None:
+    with pytest.raises(SieveSyntaxError) as info:
+        parse('if header :is "subject" "ü€é" { keep; } frob;')
+    assert info.value.column == 41
+
+
+def test_invalid_utf8_is_refused_with_position() -> None:
+    with pytest.raises(SieveSyntaxError) as info:
+        parse(b"keep;\n# \xff\n")
+    assert (info.value.line, info.value.column) == (2, 3)
+
+
+def test_extension_tags_need_their_require() -> None:
+    with pytest.raises(SieveSyntaxError, match="':flags'"):
+        parse('keep :flags "\\\\Seen";')
+    with pytest.raises(SieveSyntaxError, match="':detail'"):
+        parse('if address :detail "to" "x" { keep; }')
+    parse(
+        'require ["imap4flags", "subaddress"]; keep :flags "\\\\Seen";'
+        'if address :detail "to" "x" { keep; }'
+    )
