@@ -144,16 +144,17 @@ class _Run:
                 "reject/ereject action conflicts with other action: a store delivers the message"
             )
         flags = _flag_list(self.sl(tags["flags"])) if "flags" in tags else list(self.flags)
-        if not copy:
-            self.implicit_keep = False
         self.delivering = True
         new = Store(folder, tuple(flags), bool(tags.get("create")))
         for i, old in enumerate(self.actions):
-            # storing twice into one folder stores once; the later flags win (Pigeonhole)
+            # storing twice into one folder stores once; the later flags win, and whether
+            # the implicit keep survives is decided by the first one (as in Pigeonhole)
             if isinstance(old, Store) and _same_folder(old.folder, folder):
                 self.actions[i] = Store(old.folder, new.flags, old.create or new.create)
                 return
         self.add(new)
+        if not copy:
+            self.implicit_keep = False
 
     def redirect(self, address: str, copy: bool) -> None:
         addr = split_address(address)
@@ -164,23 +165,25 @@ class _Run:
             raise SieveRuntimeError(
                 "reject/ereject action conflicts with other action: a redirect delivers the message"
             )
-        if not copy:
-            self.implicit_keep = False
         if target.lower() in self.already_redirected:
             # loop protection: this message already went to that address through us;
             # treated as done, like Pigeonhole's duplicate redirect
+            if not copy:
+                self.implicit_keep = False
             return
         self.delivering = True
         if any(
             isinstance(a, Redirect) and a.address.lower() == target.lower() for a in self.actions
         ):
-            return
+            return  # the first redirect to a target decides about the implicit keep
         count = sum(isinstance(a, Redirect) for a in self.actions)
         if count >= self.limits.max_redirects:
             raise LimitExceeded(
                 f"number of redirect actions exceeds the limit of {self.limits.max_redirects}"
             )
         self.add(Redirect(target, copy))
+        if not copy:
+            self.implicit_keep = False
 
     def reject(self, reason: str, extended: bool) -> None:
         if self.reject_seen:

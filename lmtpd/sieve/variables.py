@@ -9,6 +9,11 @@ from .limits import SieveLimits
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+)\}")
 
 
+_UPPER_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = str.maketrans(_UPPER_ASCII, _UPPER_ASCII.lower())
+_UPPER = str.maketrans(_UPPER_ASCII.lower(), _UPPER_ASCII)
+
+
 class LimitExceeded(Exception):
     """A resource limit was hit while running a script."""
 
@@ -68,14 +73,15 @@ def apply_modifiers(value: str, modifiers: list[str]) -> str:
     """Apply set modifiers from the highest precedence to the lowest (RFC 5229 4.1)."""
     order = ["lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length"]
     for mod in sorted(modifiers, key=order.index):
+        # case changes touch ASCII letters only, as Pigeonhole does
         if mod == "lower":
-            value = value.lower()
+            value = value.translate(_LOWER)
         elif mod == "upper":
-            value = value.upper()
+            value = value.translate(_UPPER)
         elif mod == "lowerfirst":
-            value = value[:1].lower() + value[1:]
+            value = value[:1].translate(_LOWER) + value[1:]
         elif mod == "upperfirst":
-            value = value[:1].upper() + value[1:]
+            value = value[:1].translate(_UPPER) + value[1:]
         elif mod == "quotewildcard":
             value = re.sub(r"([*?\\])", r"\\\1", value)
         elif mod == "length":

@@ -538,3 +538,47 @@ c(
     'if address :domain :is "from" "lottery.example" { reject "We do not accept this."; }',
     "spam",
 )
+
+# --- more corners ---------------------------------------------------------------------
+c("set-length-unicode", 'set :length "n" "Grüße"; fileinto "len-${n}";')
+c("set-upper-unicode", 'set :upper "u" "grüße"; fileinto "${u}";')
+c("matches-q-unicode", 'if header :matches "subject" "Gr??e*" { fileinto "Hit"; }', "encoded")
+c("addflag-from-var", 'set "f" "\\\\Answered"; addflag "${f}"; keep;')
+c(
+    "hasflag-var-matches",
+    'addflag "fv" ["$a1", "$b2"]; if hasflag :matches "fv" "$b?" { fileinto "Hit"; }',
+)
+c(
+    "body-content-multipart",
+    'if body :content "multipart" :contains "prologue" { fileinto "Hit"; }',
+    "multipart",
+)
+c(
+    "body-content-empty-type",
+    'if body :content "" :contains "SecretPayload" { fileinto "Hit"; }',
+    "multipart",
+)
+c("body-is-whole", 'if body :matches "Hello*Sender*" { fileinto "Hit"; }')
+c("header-contains-from-name", 'if header :contains "from" "Sender Person" { fileinto "Hit"; }')
+c("address-localpart-case", 'if address :localpart :is "from" "SENDER" { fileinto "Hit"; }')
+c("matches-double-star", 'if header :matches "subject" "**Friday" { fileinto "${1}|${2}"; }')
+c(
+    "matches-var-domain-folder",
+    'if address :matches :all "from" "*@*" { fileinto "From/${2}/${1}"; }',
+)
+c("string-matches-empty", 'if string :matches "" "*" { fileinto "Hit"; }')
+c("string-contains-empty-source", 'if string :contains "" "" { fileinto "Hit"; }')
+c("exists-case", 'if exists "SUBJECT" { fileinto "Hit"; }')
+c("header-list-both", 'if header :matches ["from", "to"] "*example.org*" { fileinto "Hit"; }')
+c("size-under-zero", "if size :under 0 { discard; }", full=False)
+c("fileinto-flags-var", 'set "fl" "\\\\Seen \\\\Flagged"; fileinto :flags "${fl}" "A";')
+c("keep-twice-flags", 'keep; addflag "\\\\Seen"; keep;')
+c("discard-twice", "discard; discard;", full=False)
+c("stop-after-flags", 'addflag "\\\\Seen"; stop; addflag "\\\\Flagged";')
+c("redirect-copy-dup", 'redirect :copy "a@example.net"; redirect "a@example.net";')
+c("vacation-reason-var", 'set "r" "back on Monday"; vacation "I am away, ${r}.";')
+c("fileinto-copy-then-plain", 'fileinto :copy "A"; fileinto "A";')
+c("fileinto-plain-then-copy", 'fileinto "A"; fileinto :copy "A";')
+c("redirect-plain-then-copy", 'redirect "a@example.net"; redirect :copy "a@example.net";')
+c("fileinto-copy-inbox-keep", 'fileinto :copy "INBOX"; keep;')
+c("set-lower-unicode", 'set :lower "u" "GRÜSSE"; fileinto "${u}";')
