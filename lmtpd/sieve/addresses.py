@@ -101,9 +101,17 @@ class _Parser:
             if self.peek() == ",":
                 self.take()  # empty list element, tolerated as in RFC 5322 obs-addr-list
                 continue
-            out.extend(self.address(in_group=False))
-            if self.peek() not in (None, ","):
-                raise _Bad("expected ','")
+            start = self.i
+            try:
+                found = self.address(in_group=False)
+                if self.peek() not in (None, ","):
+                    raise _Bad("expected ','")
+                out.extend(found)
+            except _Bad:
+                # like Pigeonhole, skip a broken element and keep the rest of the list
+                self.i = start
+                while self.peek() not in (None, ","):
+                    self.take()
         return out
 
     def words(self) -> list[str]:
@@ -166,16 +174,18 @@ class _Parser:
 
 
 def parse_address_list(value: str) -> list[Address] | None:
-    """All addresses in a header value, or None when it is not a valid address list."""
+    """The valid addresses in a header value (broken elements skipped); None when the
+    value cannot even be tokenized."""
     try:
         toks = _tokenize(value)
         addrs = _Parser(toks).address_list()
     except (_Bad, IndexError):
         return None
-    for a in addrs:
-        if not a.localpart or not a.domain or a.domain.startswith(".") or ".." in a.domain:
-            return None
-    return addrs
+    return [
+        a
+        for a in addrs
+        if a.localpart and a.domain and not a.domain.startswith(".") and ".." not in a.domain
+    ]
 
 
 def split_address(addr: str) -> Address | None:

@@ -45,7 +45,7 @@ def decode_words(value: str) -> str:
         try:
             codec = codecs.lookup(charset).name
         except LookupError:
-            return m.group(0)
+            codec = "utf-8"  # unknown charset: the octets as they are (Pigeonhole)
         text = m.group(3)
         try:
             if m.group(2) in "bB":

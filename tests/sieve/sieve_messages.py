@@ -196,3 +196,17 @@ MESSAGES: dict[str, bytes] = {
     "autono": AUTONO,
     "big": BIG,
 }
+
+ODD = b"""From: =?UTF-8?Q?Doe,_J?= <j@example.com>
+To: "user@example.org" <other@example.net>
+Cc: =?utf-8?q?broken word
+Reply-To: a@example.com,
+  b@example.com
+Subject: =?UTF-8?B?invalid!!?= and =?x-unknown?Q?abc?=
+X-Tab:\tvalue\twith\ttabs
+X-8bit: caf\xc3\xa9 cr\xc3\xa8me
+Message-ID: <odd-1@example.com>
+
+odd
+"""
+MESSAGES["odd"] = ODD
