@@ -22,7 +22,8 @@ from lmtpd.sieve import (
 )
 from lmtpd.sieve.vacation import default_subject
 
-SIEVE_TEST = shutil.which("sieve-test") or "/usr/bin/sieve-test"
+# $SIEVE_TEST points at another build (or at nothing, to check the CI rule below)
+SIEVE_TEST = os.environ.get("SIEVE_TEST") or shutil.which("sieve-test") or "/usr/bin/sieve-test"
 # sieve-test drops privileges to mail_uid, and refuses root: run as nobody
 _CONFIG = """log_path = /dev/null
 info_log_path = /dev/null
