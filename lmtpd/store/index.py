@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from lmtpd import faults
 from lmtpd.store.maildir import StoredFile
 
 SCHEMA_VERSION = 1
@@ -316,6 +317,7 @@ class Index:
     def record_delivery(self, mailbox_id: int, stored: StoredFile, meta: MessageMeta,
                         remember_message_id: bool) -> int:
         """One message row, and the duplicate-suppression mark, in one transaction."""
+        faults.check("index")
         with self.transaction():
             cursor = self.conn.execute(
                 "INSERT INTO messages (mailbox_id, folder, subdir, filename, uidl, size,"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from lmtpd import faults
 from lmtpd.addresses import Address
 
 SUBDIRS = ("cur", "new", "tmp")
@@ -209,7 +210,7 @@ def write_message(
         try:
             _write_all(fd, prefix, body)
             if fsync:
-                os.fsync(fd)
+                _fsync(fd)
         finally:
             os.close(fd)
         # link() refuses to overwrite, so a name collision can never replace another message.
@@ -246,6 +247,7 @@ def _write_all(fd: int, prefix: bytes, body: Body) -> None:
 
 
 def _writev_all(fd: int, chunks: list[bytes]) -> None:
+    faults.check("write")
     views = [memoryview(c) for c in chunks if c]
     while views:
         written = os.writev(fd, views)
@@ -256,10 +258,15 @@ def _writev_all(fd: int, chunks: list[bytes]) -> None:
             views[0] = views[0][written:]
 
 
+def _fsync(fd: int) -> None:
+    faults.check("fsync")
+    os.fsync(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
+        _fsync(fd)
     finally:
         os.close(fd)
 
