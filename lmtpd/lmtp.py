@@ -87,15 +87,18 @@ class LmtpSession(LMTP):
     def __init__(self, handler: LmtpHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._lhlo_in_progress = False
+        self._greeted = False
         self.in_transaction = False
 
     def _create_envelope(self) -> LmtpEnvelope:
         return LmtpEnvelope()
 
     async def push(self, status_line: str | bytes) -> None:
-        if isinstance(status_line, str) and not self._lhlo_in_progress:
+        # The greeting and the LHLO capability lines go out as they are (RFC 2034 §3).
+        if isinstance(status_line, str) and self._greeted and not self._lhlo_in_progress:
             lines = status_line.split("\r\n")
             status_line = "\r\n".join(status.with_enhanced_code(x) for x in lines)
+        self._greeted = True
         await super().push(status_line)
 
     async def smtp_LHLO(self, arg: str) -> None:
@@ -136,7 +139,7 @@ class LmtpSession(LMTP):
             else:
                 return
             tx = Transaction(
-                sender=envelope.mail_from or "",
+                sender="" if envelope.mail_from == "<>" else envelope.mail_from,
                 recipients=list(envelope.recipients),
                 body=spool,
                 lhlo=(self.session.host_name if self.session else None) or "unknown",
@@ -183,7 +186,8 @@ class LmtpHandler:
 
     async def handle_MAIL(self, server: LmtpSession, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        envelope.mail_from = "" if address in ("<>", "") else address
+        # The null sender stays "<>" here (aiosmtpd reads an empty mail_from as "no MAIL yet").
+        envelope.mail_from = address or "<>"
         envelope.mail_options.extend(mail_options)
         return str(status.sender_ok())
 
