@@ -46,6 +46,7 @@ class Transaction:
     id: str = field(default_factory=new_transaction_id)
     too_big: bool = False
     line_too_long: bool = False
+    spool_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class Deliverer:
             return [status.too_big(self.config.lmtp.max_message_size)] * count
         if tx.line_too_long:
             return [status.line_too_long()] * count
+        if tx.spool_failed:
+            return [status.temporary_failure("cannot spool the message")] * count
         header_bytes = tx.body.header_bytes()
         meta = parse_meta(header_bytes)
         seen_before = delivered_to_set(header_bytes)

@@ -42,6 +42,7 @@ class DataReader:
         self.received = 0
         self.too_big = False
         self.line_too_long = False
+        self.spool_error: OSError | None = None
         self._fragment = False  # the previous piece was part of an over-long line
         self._batch: list[bytes] = []
         self._batch_size = 0
@@ -55,7 +56,7 @@ class DataReader:
         self.received += len(line)
         if self.max_size and self.received > self.max_size:
             self.too_big = True
-        if self.too_big or self.line_too_long:
+        if self.too_big or self.line_too_long or self.spool_error:
             return False
         if line.startswith(b"."):
             line = line[1:]
@@ -74,10 +75,16 @@ class DataReader:
         self._batch.clear()
 
     def _flush(self) -> None:
-        if self._batch:
-            self.spool.write(b"".join(self._batch))
-            self._batch.clear()
-            self._batch_size = 0
+        if self._batch and not self.spool_error:
+            try:
+                self.spool.write(b"".join(self._batch))
+            except OSError as error:
+                # The spool's disk is full: keep reading to the final dot, then answer 451
+                # for every recipient.
+                log.error("spooling the message failed: %s", error)
+                self.spool_error = error
+        self._batch.clear()
+        self._batch_size = 0
 
 
 class LmtpSession(LMTP):
@@ -145,6 +152,7 @@ class LmtpSession(LMTP):
                 lhlo=(self.session.host_name if self.session else None) or "unknown",
                 too_big=reader.too_big,
                 line_too_long=reader.line_too_long,
+                spool_failed=reader.spool_error is not None,
             )
             delivery = handler.start_delivery(tx)
             delivery.add_done_callback(lambda _: spool.close())
