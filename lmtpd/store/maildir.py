@@ -331,6 +331,16 @@ def open_message(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
+def read_chunks(path: Path, chunk_size: int = _COPY_CHUNK) -> Iterator[bytes]:
+    """The raw bytes of a message file, `chunk_size` at a time, so a server can stream a large
+    message without holding it in memory. The file is opened at the first `next()` (so a
+    missing file raises there, before anything was sent) and closed when the generator is
+    exhausted or closed."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            yield chunk
+
+
 def mark_seen(mailbox: Path, folder: str, subdir: str, filename: str, *, fsync: bool) -> str:
     """Move a message into cur/ with the S flag (an IMAP server then shows it as read).
     Returns the new file name; the UIDL is unchanged because the base name is kept."""
