@@ -54,8 +54,9 @@ class DataReader:
             return True
         self._fragment = False
         self.received += len(line)
-        if self.max_size and self.received > self.max_size:
+        if self.max_size and self.received > self.max_size and not self.too_big:
             self.too_big = True
+            self._batch.clear()
         if self.too_big or self.line_too_long or self.spool_error:
             return False
         if line.startswith(b"."):
@@ -75,7 +76,7 @@ class DataReader:
         self._batch.clear()
 
     def _flush(self) -> None:
-        if self._batch and not self.spool_error:
+        if self._batch and not (self.spool_error or self.too_big or self.line_too_long):
             try:
                 self.spool.write(b"".join(self._batch))
             except OSError as error:
