@@ -1,0 +1,2 @@
+"""POP3 out: the session state machine (protocol), the listeners (server) and login
+throttling (throttle)."""

@@ -1,0 +1,136 @@
+"""Who may authenticate in plaintext, and how failed logins are slowed down and locked out.
+
+Failures are counted per client address and per user name. After `max_failures` within the
+lockout period the key is locked for `lockout` seconds, during which the server answers
+`-ERR [AUTH]` without checking any password: guessing gets no answer at all, and the costly
+hash check cannot be used to load the server. Counting per user stops a distributed guess at
+one account; counting per address stops one client guessing many accounts.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger("lmtpd.pop3")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def normalize_ip(text: str | None) -> IPAddress | None:
+    """An address as the client's IP; IPv4-mapped IPv6 (`::ffff:1.2.3.4`) becomes IPv4, so
+    a dual-stack listener counts and trusts the same client the same way."""
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@functools.lru_cache(maxsize=16)
+def parse_networks(networks: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    parsed = []
+    for network in networks:
+        try:
+            parsed.append(ipaddress.ip_network(network.strip(), strict=False))
+        except ValueError:
+            log.warning("pop3.trusted_networks: ignoring %r, not an address or CIDR", network)
+    return tuple(parsed)
+
+
+def is_trusted(address: IPAddress | None, trusted_networks: Iterable[str]) -> bool:
+    if address is None:
+        return False
+    return any(address in network for network in parse_networks(tuple(trusted_networks)))
+
+
+def plaintext_auth_allowed(
+    peer: str | None,
+    *,
+    tls_active: bool,
+    allow_plaintext_auth: bool,
+    trusted_networks: Iterable[str] = (),
+) -> bool:
+    """USER/PASS and AUTH PLAIN send the password in the clear: allowed over TLS, from
+    loopback or a trusted network, or everywhere when the operator says so."""
+    if tls_active or allow_plaintext_auth:
+        return True
+    address = normalize_ip(peer)
+    if address is None:
+        return False
+    return address.is_loopback or is_trusted(address, trusted_networks)
+
+
+@dataclass
+class _Record:
+    failures: int = 0
+    last_failure: float = 0.0
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Failure counters and lockouts, held in memory (a restart forgets them, as Dovecot's
+    auth penalty does). The table is bounded: the oldest entries go first."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = 100_000) -> None:
+        self._clock = clock
+        self._max_entries = max_entries
+        self._records: OrderedDict[str, _Record] = OrderedDict()
+
+    @staticmethod
+    def keys(address: IPAddress | None, user: str, *, trusted: bool) -> list[str]:
+        """The counters a login attempt touches. A trusted network (say, a webmail gateway)
+        is not counted by address, or one user's typos would lock out everyone behind it."""
+        keys = ["user:" + user.strip().lower()[:320]]
+        if address is not None and not trusted:
+            keys.append(f"ip:{address}")
+        return keys
+
+    def locked(self, keys: Iterable[str]) -> bool:
+        now = self._clock()
+        return any(
+            (record := self._records.get(key)) is not None and record.locked_until > now
+            for key in keys
+        )
+
+    def failure(self, keys: Iterable[str], *, max_failures: int, lockout: float) -> bool:
+        """Count a failed login; True when it starts a lockout."""
+        now = self._clock()
+        started = False
+        for key in keys:
+            record = self._records.pop(key, None) or _Record()
+            if record.locked_until > now:
+                pass  # already locked: do not extend it
+            else:
+                if now - record.last_failure > lockout:
+                    record.failures = 0  # old failures are forgiven
+                record.failures += 1
+                record.last_failure = now
+                if record.failures >= max_failures:
+                    record.failures = 0
+                    record.locked_until = now + lockout
+                    started = True
+            self._records[key] = record
+        while len(self._records) > self._max_entries:
+            self._records.popitem(last=False)
+        return started
+
+    def success(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            record = self._records.get(key)
+            if record is not None and record.locked_until <= self._clock():
+                del self._records[key]
+
+    def __len__(self) -> int:
+        return len(self._records)
