@@ -16,6 +16,20 @@ from dataclasses import dataclass, field
 
 from lmtpd import status
 from lmtpd.addresses import Resolution, Verdict
+from lmtpd.config import Config
+from lmtpd.filtering import SieveRunner
+from lmtpd.sieve import (
+    Redirect,
+    Reject,
+    SieveResult,
+    SubmissionError,
+    SubmissionUnavailable,
+    Vacation,
+    build_vacation_reply,
+    prepare_redirect,
+    send_message,
+)
+from lmtpd.sieve import Store as SieveStore
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store import maildir
@@ -47,6 +61,13 @@ class Transaction:
     too_big: bool = False
     line_too_long: bool = False
     spool_failed: bool = False
+    _message: bytes | None = field(default=None, repr=False)
+
+    def message_bytes(self) -> bytes:
+        """The whole message in memory, read once, only when a filter needs it."""
+        if self._message is None:
+            self._message = self.body.getvalue()
+        return self._message
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,11 @@ class Deliverer:
         self.workers = workers
         self.store = workers.store
         self.config = workers.store.config
+        self.sieve = SieveRunner(self.config)
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.sieve.reconfigure(config)
 
     async def check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
         resolution = await self.workers.db(self.store.resolve, address)
@@ -174,24 +200,132 @@ class Deliverer:
         ):
             log.info("duplicate rcpt=<%s> msgid=%s suppressed", rcpt, meta.message_id)
             return status.duplicate(rcpt)
+        plan = await self._filter(tx, rcpt, mailbox)
+        if plan.reject is not None:
+            return status.rejected(plan.reject)
+        if (plan.redirects or plan.vacations) and not self.config.sieve.submission:
+            log.error("sieve for %s wants to send mail but sieve.submission is empty",
+                      mailbox.address)
+            return status.temporary_failure("sieve.submission is not configured")
+        for redirect in plan.redirects:
+            reply = await self._redirect(tx, mailbox, meta, redirect)
+            if reply is not None:
+                return reply
         prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
-        for action in self._filter(mailbox):
-            try:
-                stored = await self.workers.io(
-                    self.store.write_file, mailbox, action.folder, prefix, tx.body, action.flags
-                )
-            except OSError as error:
-                log.error("write for %s failed: %s", mailbox.address, error)
-                return status.temporary_failure(f"cannot store message: {error.strerror}")
-            try:
-                await self.workers.db(
-                    self.store.index.record_delivery, mailbox.id, stored, meta, remember
-                )
-            except Exception as error:
-                log.error("index row for %s failed: %s", mailbox.address, error)
-                await self.workers.io(self.store.discard_file, mailbox, stored)
-                return status.temporary_failure("cannot update the index")
+        for action in plan.stores:
+            reply = await self._store(tx, mailbox, meta, action, prefix, remember)
+            if reply is not None:
+                return reply
+        for vacation in plan.vacations:
+            await self._vacation(tx, mailbox, vacation)
+        if not plan.stores:
+            return status.discarded(rcpt)
         return status.delivered(rcpt)
 
-    def _filter(self, mailbox: MailboxRow) -> list[StoreAction]:
-        return [StoreAction()]
+    async def _store(self, tx: Transaction, mailbox: MailboxRow, meta: MessageMeta,
+                     action: StoreAction, prefix: bytes, remember: bool) -> Reply | None:
+        try:
+            stored = await self.workers.io(
+                self.store.write_file, mailbox, action.folder, prefix, tx.body, action.flags
+            )
+        except OSError as error:
+            log.error("write for %s failed: %s", mailbox.address, error)
+            return status.temporary_failure(f"cannot store message: {error.strerror}")
+        try:
+            await self.workers.db(
+                self.store.index.record_delivery, mailbox.id, stored, meta, remember
+            )
+        except Exception as error:
+            log.error("index row for %s failed: %s", mailbox.address, error)
+            await self.workers.io(self.store.discard_file, mailbox, stored)
+            return status.temporary_failure("cannot update the index")
+        return None
+
+    async def _filter(self, tx: Transaction, rcpt: str, mailbox: MailboxRow) -> FilterPlan:
+        script = await self.workers.db(self.store.index.get_sieve_script, mailbox.id)
+        if not script and self.sieve.before is None:
+            return FilterPlan(stores=[StoreAction()])
+
+        def run() -> SieveResult | None:
+            return self.sieve.run(
+                script, tx.message_bytes(), sender=tx.sender, recipient=rcpt,
+                mailbox_address=mailbox.address,
+                mailbox_exists=lambda folder: self.store.folder_exists(mailbox, folder),
+            )
+
+        result = await self.workers.io(run)
+        return FilterPlan.from_result(result)
+
+    async def _redirect(self, tx: Transaction, mailbox: MailboxRow, meta: MessageMeta,
+                        redirect: Redirect) -> Reply | None:
+        # Remembered like a Message-ID, so a retried transaction does not redirect twice.
+        key = f"{meta.message_id} redirect {redirect.address}" if meta.message_id else ""
+        window = self.config.lmtp.duplicate_window or 86400
+        if key and await self.workers.db(
+            self.store.index.is_duplicate, mailbox.id, key, time.time() - window
+        ):
+            return None
+        message = prepare_redirect(tx.message_bytes(), redirect.address)
+        try:
+            await self.workers.io(send_message, self.config.sieve.submission, tx.sender,
+                                  [redirect.address], message)
+        except (SubmissionError, SubmissionUnavailable) as error:
+            log.error("redirect for %s to %s failed: %s", mailbox.address, redirect.address,
+                      error)
+            return status.temporary_failure("redirect failed, try again later")
+        log.info("redirected mailbox=%s to=<%s> msgid=%s", mailbox.address, redirect.address,
+                 meta.message_id)
+        if key:
+            await self.workers.db(self.store.index.remember_duplicate, mailbox.id, key)
+        return None
+
+    async def _vacation(self, tx: Transaction, mailbox: MailboxRow, action: Vacation) -> None:
+        """Send an auto-reply at most once per sender per `:days`. A failure to send is
+        logged, not returned: the message itself is already stored."""
+        since = time.time() - action.seconds
+        if await self.workers.db(self.store.index.vacation_recently_sent, mailbox.id,
+                                 action.handle, action.to.lower(), since):
+            return
+        reply = build_vacation_reply(action, tx.message_bytes(), mailbox.address)
+        try:
+            await self.workers.io(send_message, self.config.sieve.submission, "", [action.to],
+                                  reply)
+        except (SubmissionError, SubmissionUnavailable) as error:
+            log.error("vacation reply from %s to %s failed: %s", mailbox.address, action.to,
+                      error)
+            return
+        await self.workers.db(self.store.index.remember_vacation, mailbox.id, action.handle,
+                              action.to.lower())
+        log.info("vacation reply mailbox=%s to=<%s>", mailbox.address, action.to)
+
+
+@dataclass
+class FilterPlan:
+    """What the filter decided for one copy, grouped by how delivery carries it out."""
+
+    stores: list[StoreAction] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+    vacations: list[Vacation] = field(default_factory=list)
+    reject: str | None = None
+
+    @classmethod
+    def from_result(cls, result: SieveResult | None) -> FilterPlan:
+        if result is None:
+            return cls(stores=[StoreAction()])
+        plan = cls()
+        for action in result.actions:
+            if isinstance(action, SieveStore):
+                folder = action.folder
+                if not maildir.is_inbox(folder) and not maildir.valid_folder(folder):
+                    log.warning("sieve folder %r is not a valid name; storing in INBOX", folder)
+                    folder = maildir.INBOX
+                store = StoreAction(folder, tuple(action.flags))
+                if store not in plan.stores:
+                    plan.stores.append(store)
+            elif isinstance(action, Redirect):
+                plan.redirects.append(action)
+            elif isinstance(action, Vacation):
+                plan.vacations.append(action)
+            elif isinstance(action, Reject):
+                plan.reject = action.reason
+        return plan

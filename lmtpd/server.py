@@ -145,7 +145,7 @@ class Server:
         self.config = new
         self.store.config = new
         self.lmtp_handler.config = new
-        self.deliverer.config = new
+        self.deliverer.reconfigure(new)
         log.info("configuration reloaded from %s", new.source or "embedded defaults")
 
     def request_stop(self) -> None:

@@ -312,6 +312,14 @@ class Index:
         ).fetchone()
         return bool(row) and row[0] >= since
 
+    def remember_duplicate(self, mailbox_id: int, key: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO duplicates (mailbox_id, message_id, delivered) VALUES (?,?,?)"
+                " ON CONFLICT DO UPDATE SET delivered = excluded.delivered",
+                (mailbox_id, key, time.time()),
+            )
+
     # -- messages --------------------------------------------------------------------------
 
     def record_delivery(self, mailbox_id: int, stored: StoredFile, meta: MessageMeta,

@@ -98,6 +98,14 @@ def folder_dirname(folder: str) -> str:
     return "." + ".".join(parts)
 
 
+def valid_folder(folder: str) -> bool:
+    try:
+        folder_dirname(folder)
+    except FolderError:
+        return False
+    return True
+
+
 def folder_name(dirname: str) -> str:
     """`.Lists.python` -> `Lists/python`."""
     return dirname[1:].replace(".", "/")
