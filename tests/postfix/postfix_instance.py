@@ -8,6 +8,7 @@ are rewritten: what the tests prove is what an operator copies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -79,10 +80,9 @@ def read_snippet(path: Path, variant: str, key: Callable[[str], str]) -> list[tu
                 in_alternative = True
             elif in_alternative and line[1:2].strip():
                 candidate = line[1:]
-                try:
+                # Prose inside the comment block has no key; only settings count.
+                with contextlib.suppress(ValueError):
                     alternatives[key(candidate)] = candidate
-                except ValueError:  # prose inside the comment block, not a setting
-                    pass
         elif not line[0].isspace():
             active.append((key(line), line))
     if variant == "nochroot":
@@ -235,7 +235,8 @@ class Postfix:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def running(self) -> bool:
-        return self.run("postfix", "-c", str(self.config_dir), "status", check=False).returncode == 0
+        status = self.run("postfix", "-c", str(self.config_dir), "status", check=False)
+        return status.returncode == 0
 
     def queue(self) -> str:
         return self.run("postqueue", "-c", str(self.config_dir), "-p").stdout

@@ -112,7 +112,8 @@ def test_deferred_while_lmtpd_fails_then_delivered_once(mail_system_factory: Mak
     line = log_line(system, queue_id, "status=deferred")
     assert "451 4.3.0" in line, line
     # Deferred, not bounced: the message waits in Postfix's queue and nothing is stored.
-    assert queue_id in system.postfix.queue(), system.diagnostics()
+    queue = system.postfix.queue()
+    assert queue_id in queue and "451 4.3.0" in queue, queue + system.diagnostics()
     assert system.inbox("alice@example.org") == []
     assert not list((system.lmtpd.maildir("alice@example.org") / "tmp").iterdir())
 
