@@ -19,6 +19,7 @@ from lmtpd import config as config_module
 from lmtpd.config import Config, ConfigError, parse_listen
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
+from lmtpd.privileges import PrivilegeError, drop_privileges, service_ids
 from lmtpd.store.mailboxes import Store
 from lmtpd.store.worker import Workers
 
@@ -30,13 +31,15 @@ class ServeError(Exception):
     """The server cannot start; the message says what to change."""
 
 
-def prepare_socket_path(path: Path) -> None:
-    """Replace a stale socket file; refuse when another server is listening on it."""
+def prepare_socket_path(path: Path) -> bool:
+    """Replace a stale socket file; refuse when another server is listening on it. True when
+    the socket's directory was created here."""
+    created = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
-        return
+        return created
     if not stat.S_ISSOCK(mode):
         raise ServeError(f"{path} exists and is not a socket; remove it or change lmtp.socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -46,7 +49,7 @@ def prepare_socket_path(path: Path) -> None:
     except OSError as error:
         if error.errno in (errno.ECONNREFUSED, errno.ENOENT):
             path.unlink(missing_ok=True)
-            return
+            return created
         raise ServeError(f"{path}: cannot check the existing socket: {error}") from None
     finally:
         probe.close()
@@ -96,9 +99,9 @@ class Server:
         lmtp = self.config.lmtp
         if lmtp.socket:
             path = Path(lmtp.socket)
-            prepare_socket_path(path)
+            created_dir = prepare_socket_path(path)
             server = await loop.create_unix_server(self._lmtp_factory, str(path))
-            self._secure_socket(path)
+            self._secure_socket(path, created_dir)
             self.socket_path = path
             self.servers.append(server)
             self.endpoints.append(f"lmtp=unix:{path.resolve()}")
@@ -108,6 +111,8 @@ class Server:
             self.servers.append(server)
             self.endpoints.append(f"lmtp=inet:{listen}")
         await self._start_pop3()
+        # Sockets are bound (ports below 1024 need root); from here on run unprivileged.
+        drop_privileges(self.config)
         if not self.servers:
             raise ServeError("nothing to serve: lmtp.socket, lmtp.listen and pop3 are all off")
 
@@ -121,14 +126,21 @@ class Server:
         self.endpoints.extend(endpoints)
         self.extra_closers.append(closer)
 
-    def _secure_socket(self, path: Path) -> None:
+    def _secure_socket(self, path: Path, created_dir: bool) -> None:
         lmtp = self.config.lmtp
         os.chmod(path, lmtp.socket_mode)
-        if lmtp.socket_group:
+        ids = service_ids(self.config)
+        if ids is not None:
+            # Owned by the service user, so it can remove the socket at shutdown.
+            os.chown(path, *ids)
+            if created_dir:
+                os.chown(path.parent, *ids)
+        group = lmtp.socket_group or self.config.group
+        if group:
             try:
-                gid = grp.getgrnam(lmtp.socket_group).gr_gid
+                gid = grp.getgrnam(group).gr_gid
             except KeyError:
-                raise ServeError(f"lmtp.socket_group: no such group {lmtp.socket_group}") from None
+                raise ServeError(f"lmtp.socket_group: no such group {group}") from None
             os.chown(path, -1, gid)
 
     def reload(self) -> None:
@@ -153,7 +165,10 @@ class Server:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        await self.start()
+        try:
+            await self.start()
+        except PrivilegeError as error:
+            raise ServeError(str(error)) from None
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)

@@ -200,3 +200,11 @@ def test_python_m_lmtpd_is_the_same_program(idle: Lmtpd) -> None:
     result = subprocess.run([str(python), "-m", "lmtpd", "--config", str(idle.config_path),
                              "check-config"], capture_output=True, text=True, check=True)
     assert "mail.example.org" in result.stdout
+
+
+def test_contrib_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "contrib" / "lmtpd.toml"
+    result = subprocess.run([LMTPD, "--config", str(example), "check-config"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert 'socket = "/run/lmtpd/lmtp.sock"' in result.stdout

@@ -85,10 +85,20 @@ class Store:
         self.config = config
         self.mail_root = config.store.mail_root
         self.fsync = config.store.fsync
-        self.index = Index(config.store.index_path, durable=durable_index)
+        self._durable_index = durable_index
+        self._index: Index | None = None
+
+    @property
+    def index(self) -> Index:
+        """Opened on first use, so a server started as root opens it only after dropping
+        privileges (the files it creates then belong to the service user)."""
+        if self._index is None:
+            self._index = Index(self.config.store.index_path, durable=self._durable_index)
+        return self._index
 
     def close(self) -> None:
-        self.index.close()
+        if self._index is not None:
+            self._index.close()
 
     # -- paths -----------------------------------------------------------------------------
 
