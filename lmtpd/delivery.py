@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from lmtpd import status
+from lmtpd import logs, status
 from lmtpd.addresses import Resolution, Verdict
 from lmtpd.config import Config
 from lmtpd.filtering import SieveRunner
@@ -173,6 +173,27 @@ class Deliverer:
 
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
                            seen_before: set[str]) -> Reply:
+        started = time.monotonic()
+        copies: list[tuple[str, str]] = []
+        reply = await self._outcome(tx, recipient, meta, seen_before, copies)
+        fields = {"rcpt": f"<{recipient.address}>"}
+        if reply.is_success:
+            fields.update(
+                mailbox=",".join(dict.fromkeys(m for m, _ in copies)) or "-",
+                folder=",".join(dict.fromkeys(f for _, f in copies)) or "-",
+                size=str(tx.body.size), msgid=meta.message_id or "-", id=tx.id,
+                delay=f"{time.monotonic() - started:.3f}",
+            )
+            if not copies:
+                fields["note"] = reply.text.rpartition("(")[2].rstrip(")")
+            log.info(logs.event("delivered", **fields))
+        else:
+            fields.update(status=reply.enhanced, reason=reply.text, id=tx.id)
+            log.info(logs.event("deferred" if reply.is_temporary else "rejected", **fields))
+        return reply
+
+    async def _outcome(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
+                       seen_before: set[str], copies: list[tuple[str, str]]) -> Reply:
         rcpt = recipient.address
         try:
             if rcpt.lower() in seen_before or any(
@@ -183,14 +204,15 @@ class Deliverer:
             rows = [r for r in rows if r.enabled]
             if not rows:
                 return status.unknown_user(rcpt)
-            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta) for row in rows]
+            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta, copies)
+                       for row in rows]
             return combine(replies)
         except Exception:
             log.exception("delivery to %s failed", rcpt)
             return status.temporary_failure()
 
     async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
-                                  meta: MessageMeta) -> Reply:
+                                  meta: MessageMeta, copies: list[tuple[str, str]]) -> Reply:
         if await self.workers.db(self.store.over_quota, mailbox, tx.body.size):
             return status.over_quota(rcpt)
         window = self.config.lmtp.duplicate_window
@@ -198,7 +220,6 @@ class Deliverer:
         if remember and await self.workers.db(
             self.store.index.is_duplicate, mailbox.id, meta.message_id, time.time() - window
         ):
-            log.info("duplicate rcpt=<%s> msgid=%s suppressed", rcpt, meta.message_id)
             return status.duplicate(rcpt)
         plan = await self._filter(tx, rcpt, mailbox)
         if plan.reject is not None:
@@ -216,6 +237,7 @@ class Deliverer:
             reply = await self._store(tx, mailbox, meta, action, prefix, remember)
             if reply is not None:
                 return reply
+            copies.append((mailbox.address, action.folder))
         for vacation in plan.vacations:
             await self._vacation(tx, mailbox, vacation)
         if not plan.stores:

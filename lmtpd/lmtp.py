@@ -14,7 +14,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from lmtpd import status
+from lmtpd import logs, status
 from lmtpd.config import Config
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.spool import Spool
@@ -210,8 +210,8 @@ class LmtpHandler:
             log.exception("recipient check for %s failed", address)
             return str(status.temporary_failure())
         if refusal is not None:
-            log.info("rejected rcpt=<%s> status=%s reason=%r", address, refusal.enhanced,
-                     refusal.text)
+            log.info(logs.event("rejected", rcpt=f"<{address}>", status=refusal.enhanced,
+                                reason=refusal.text))
             return str(refusal)
         envelope.rcpt_tos.append(address)
         envelope.recipients.append(Recipient(address, resolution))

@@ -10,6 +10,17 @@ import time
 from lmtpd.config import Config
 
 
+def _quote(value: str) -> str:
+    if value and not any(c in value for c in ' "\\=') and value.isprintable():
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def event(kind: str, **fields: str) -> str:
+    """One greppable line in Postfix's spirit: `delivered rcpt=<a@x> mailbox=a@x ...`."""
+    return " ".join([kind, *(f"{k}={_quote(str(v))}" for k, v in fields.items())])
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {

@@ -9,7 +9,7 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
-from tests.conftest import Lmtpd, lmtp_send, to_wire
+from tests.conftest import Lmtpd, lmtp_send, to_wire, wait_for
 
 MESSAGE = (
     b"From: Sender <sender@remote.example>\r\n"
@@ -339,3 +339,20 @@ def test_verify_reports_row_without_file_and_size_drift(lmtpd: Lmtpd) -> None:
     assert result.returncode == 1
     assert "row-without-file" in result.stdout
     assert "size-drift" in result.stdout
+
+
+def test_one_greppable_log_line_per_recipient_outcome(lmtpd: Lmtpd) -> None:
+    lmtp_send(lmtpd.socket_path, "s@remote.example", ["alice@example.org", "nobody@example.org"],
+              MESSAGE)
+
+    def lines(prefix: str) -> list[str]:
+        return [line for line in lmtpd.log_lines if prefix in line]
+
+    assert wait_for(lambda: lines("delivered rcpt=<alice@example.org>"))
+    [delivered] = lines("delivered rcpt=<alice@example.org>")
+    assert re.search(r"delivered rcpt=<alice@example\.org> mailbox=alice@example\.org "
+                     r"folder=INBOX size=\d+ msgid=<m1@remote\.example> id=[0-9A-F]+ "
+                     r"delay=\d+\.\d{3}$", delivered), delivered
+    [rejected] = lines("rejected rcpt=<nobody@example.org>")
+    assert 'status=5.1.1 reason="<nobody@example.org> no such mailbox"' in rejected
+    assert "secret" not in lmtpd.log()
