@@ -38,14 +38,13 @@ def mail_system_factory(lmtpd_factory: Any, request: pytest.FixtureRequest) -> I
     maps: whether main.cf keeps contrib's virtual_mailbox_maps line; lmtpd_env: environment of
     lmtpd serve (fault injection). Postfix is stopped before lmtpd, so that its cached LMTP
     connections are gone when lmtpd shuts down."""
-    for tool in ("postfix", "postqueue", "postmap"):
-        require_tool(tool)
+    tools = {tool: require_tool(tool) for tool in ("postfix", "postqueue", "postmap")}
     made: list[MailSystem] = []
     request.node.mail_systems = made
 
     def make(variant: str = "chroot", maps: bool = False,
              lmtpd_env: dict[str, str] | None = None) -> MailSystem:
-        postfix = Postfix(variant=variant, maps=maps, port=free_port())
+        postfix = Postfix(variant=variant, maps=maps, port=free_port(), tools=tools)
         try:
             lmtpd = lmtpd_factory(postfix.lmtpd_settings(), name=f"lmtpd{len(made)}")
             system = MailSystem(lmtpd, postfix)

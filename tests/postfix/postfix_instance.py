@@ -124,6 +124,7 @@ class Postfix:
     variant: str
     maps: bool
     port: int
+    tools: dict[str, str]  # postfix, postqueue, postmap: their paths from require_tool
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lmtpd-postfix-")))
     started: bool = False
 
@@ -204,6 +205,7 @@ class Postfix:
     def run(self, *command: str, check: bool = True,
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "MAIL_CONFIG": str(self.config_dir)}
+        command = (self.tools.get(command[0], command[0]), *command[1:])
         result = subprocess.run(command, capture_output=True, text=True, env=env,
                                 timeout=timeout)
         if check and result.returncode != 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import subprocess
 import sys
@@ -77,6 +78,31 @@ def test_smtp_client_to_maildir_through_postfix(mail_system_factory: MakeSystem,
     assert system.inbox("bob@example.org") == []
 
 
+def test_one_transaction_for_several_recipients(mail_system_factory: MakeSystem) -> None:
+    # Postfix batches the recipients of one message into one LMTP transaction (up to
+    # lmtp_destination_recipient_limit) and expects one reply per accepted recipient after the
+    # data; a missing or extra one shows as "lost connection" in its log.
+    system = mail_system_factory()
+    rcpts = ["alice@example.org", "bob@example.org", "nobody@example.org"]
+    queue_id = system.postfix.send("alice@example.org", rcpts,
+                                   message("alice@example.org", ", ".join(rcpts), "batch",
+                                           "<batch-1@example.org>"))
+    wait_for_files(system, "bob@example.org", 1)
+    # alice gets the message and the bounce for nobody@.
+    files = wait_for_files(system, "alice@example.org", 2)
+    for rcpt in rcpts[:2]:
+        line = log_line(system, queue_id, f"to=<{rcpt}>.*status=")
+        assert "status=sent" in line and f"250 2.0.0 <{rcpt}>" in line, line
+    line = log_line(system, queue_id, "to=<nobody@example.org>.*status=")
+    assert "status=bounced" in line and "550 5.1.1" in line, line
+    assert "lost connection" not in system.postfix.log(), system.diagnostics()
+    [bob_copy] = system.inbox("bob@example.org")
+    assert b"Delivered-To: bob@example.org\n" in bob_copy.read_bytes()
+    senders = sorted(email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+                     ["Return-Path"] for f in files)
+    assert senders == ["<>", "<alice@example.org>"], senders
+
+
 def test_unknown_user_bounces_to_sender_mailbox(mail_system_factory: MakeSystem) -> None:
     # Without virtual_mailbox_maps Postfix accepts any recipient in the domain; lmtpd refuses
     # the unknown one at RCPT, and Postfix turns that into a bounce to the envelope sender.
@@ -142,6 +168,7 @@ def run_maps_script(system: MailSystem) -> subprocess.CompletedProcess[str]:
              "MAIL_CONFIG": str(system.postfix.config_dir)},
     )
     assert result.returncode == 0, result.stderr
+    assert os.access(MAPS_SCRIPT, os.X_OK), "contrib/postfix/lmtpd-virtual-maps is not executable"
     return result
 
 
