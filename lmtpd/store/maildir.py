@@ -317,6 +317,19 @@ def _received_from_name(name: str, fallback: float) -> float:
     return float(head) if head.isdigit() else fallback
 
 
+_ARRIVAL = re.compile(r"^(\d+)\.M(\d{1,6})P")
+
+
+def arrival_time(filename: str, fallback: float) -> float:
+    """When a message arrived, to the microsecond, from a `<secs>.M<usecs>P...` file name
+    (`fallback` for names of another form). It survives a reindex, so POP3 can list messages
+    in the same order before and after one."""
+    match = _ARRIVAL.match(filename)
+    if not match:
+        return fallback
+    return int(match.group(1)) + int(match.group(2)) / 1_000_000
+
+
 def crlf_size_file(path: str | Path) -> int:
     total = 0
     previous_cr = False
