@@ -305,10 +305,13 @@ class Session:
 
     def _snapshot(self, mailbox: MailboxRow) -> list[MessageRow]:
         """The maildrop as the index has it now (index thread). Messages delivered later are
-        not shown until the next session. Header fields are dropped to keep a large
-        maildrop small in memory."""
-        return [dataclasses.replace(row, message_id="", from_addr="", subject="")
+        not shown until the next session. Ordered by the arrival time in the file name, which
+        a reindex keeps, so message numbers stay the same too. Header fields are dropped to
+        keep a large maildrop small in memory."""
+        rows = [dataclasses.replace(row, message_id="", from_addr="", subject="")
                 for row in self.store.index.messages(mailbox.id, maildir.INBOX)]
+        rows.sort(key=lambda row: (maildir.arrival_time(row.filename, row.received), row.uidl))
+        return rows
 
     async def _start_tls(self, conn: protocol.Connection, event: protocol.StartTls) -> None:
         context = self.server.tls.get(self.pop3)

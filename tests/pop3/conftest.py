@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from lmtpd import config
+from lmtpd.store.mailboxes import Store
 from tests.conftest import Lmtpd, free_port, require_tool
 
 PASSWORD = "secret"
@@ -48,11 +50,20 @@ def tls_lmtpd(tmp_path_factory: pytest.TempPathFactory,
     """One server for a whole module: alice@ and bob@example.org, plain+STLS and POP3S."""
     root = tmp_path_factory.mktemp("pop3")
     instance = Lmtpd(root, tls_overrides(tls_files))
-    instance.add_mailbox("alice@example.org")
-    instance.add_mailbox("bob@example.org")
+    add_mailboxes(instance, "alice@example.org", "bob@example.org")
     instance.start()
     yield instance
     instance.stop()
+
+
+def add_mailboxes(instance: Lmtpd, *addresses: str) -> None:
+    """Create mailboxes in-process (much faster than one `lmtpd mailbox add` each)."""
+    store = Store(config.load(instance.config_path))
+    try:
+        for address in addresses:
+            store.add_mailbox(address, PASSWORD)
+    finally:
+        store.close()
 
 
 def client_context() -> ssl.SSLContext:

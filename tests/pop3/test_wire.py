@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import LMTPD, Lmtpd, free_port, lmtp_send, wait_for
 from tests.pop3.conftest import (
     RawClient,
+    add_mailboxes,
     auth_plain,
     client_context,
     connect,
@@ -52,7 +53,7 @@ def header_and_body(message: bytes) -> tuple[bytes, bytes]:
 @pytest.mark.parametrize("mode", ["plain", "stls", "pop3s"])
 def test_full_session_over_each_transport(tls_lmtpd: Lmtpd, mode: str) -> None:
     address = f"{mode}@example.org"
-    tls_lmtpd.add_mailbox(address)
+    add_mailboxes(tls_lmtpd, address)
     deliver_all(tls_lmtpd, address)
 
     # Session 1: USER/PASS, every read command, DELE and RSET.
@@ -111,7 +112,7 @@ def test_full_session_over_each_transport(tls_lmtpd: Lmtpd, mode: str) -> None:
 
 def test_raw_transfer_is_dot_stuffed_and_sized(tls_lmtpd: Lmtpd) -> None:
     address = "raw@example.org"
-    tls_lmtpd.add_mailbox(address)
+    add_mailboxes(tls_lmtpd, address)
     deliver_all(tls_lmtpd, address, MESSAGES[:1])
     raw = RawClient(tls_lmtpd.pop3_port)
     assert raw.command(f"USER {address}").startswith(b"+OK")
@@ -131,7 +132,7 @@ def test_raw_transfer_is_dot_stuffed_and_sized(tls_lmtpd: Lmtpd) -> None:
 
 def test_retr_marks_the_message_seen(tls_lmtpd: Lmtpd) -> None:
     address = "seen@example.org"
-    tls_lmtpd.add_mailbox(address)
+    add_mailboxes(tls_lmtpd, address)
     deliver_all(tls_lmtpd, address, MESSAGES[:2])
     client = login(tls_lmtpd, address)
     client.top(1, 0)
@@ -150,7 +151,7 @@ def test_retr_marks_the_message_seen(tls_lmtpd: Lmtpd) -> None:
 
 def test_pipelined_commands(tls_lmtpd: Lmtpd) -> None:
     address = "pipe@example.org"
-    tls_lmtpd.add_mailbox(address)
+    add_mailboxes(tls_lmtpd, address)
     deliver_all(tls_lmtpd, address, MESSAGES[:2])
     raw = RawClient(tls_lmtpd.pop3_port)
     raw.send(f"CAPA\r\nUSER {address}\r\nPASS secret\r\nSTAT\r\nLIST\r\nTOP 2 0\r\nNOOP\r\n"
@@ -274,7 +275,7 @@ def test_tls_listener_needs_a_certificate(lmtpd_factory: Any) -> None:
 def test_stls_and_pop3s_on_a_second_server(lmtpd_factory: Any,
                                            tls_files: tuple[str, str]) -> None:
     instance = lmtpd_factory(tls_overrides(tls_files, listen=[]))
-    instance.add_mailbox("carol@example.org")
+    add_mailboxes(instance, "carol@example.org")
     instance.start()
     assert "pop3s=127.0.0.1:" in instance.log()
     client = connect(instance, "pop3s")
