@@ -22,6 +22,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python bench/lmtp_bench.py
+
+bench-compare: $(STAMP)
+	$(BIN)/python bench/lmtp_bench.py --compare
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
