@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lmtpd.config import Config, Pop3Config, parse_listen
 from lmtpd.pop3 import protocol
@@ -42,6 +41,30 @@ HANDSHAKE_TIMEOUT = 30.0
 CLOSE_GRACE = 5.0
 
 Listeners = tuple[list[asyncio.Server], list[str], Callable[[], Awaitable[None]]]
+
+
+class Entry(NamedTuple):
+    """One message of a session's snapshot: only what POP3 needs, so a maildrop of tens of
+    thousands of messages stays small (the index row also carries subject, sender, ...)."""
+
+    id: int
+    uidl: str
+    crlf_size: int
+    size: int
+    subdir: str
+    filename: str
+    received: float
+    flags: str
+
+    @classmethod
+    def of(cls, row: MessageRow) -> Entry:
+        return cls(row.id, row.uidl, row.crlf_size, row.size, row.subdir, row.filename,
+                   row.received, row.flags)
+
+    def row(self, mailbox_id: int) -> MessageRow:
+        return MessageRow(self.id, mailbox_id, maildir.INBOX, self.subdir, self.filename,
+                          self.uidl, self.size, self.crlf_size, self.received, "", "", "",
+                          self.flags)
 
 
 class _Disconnect(Exception):
@@ -168,7 +191,7 @@ class Session:
         self.ip = ip
         self.conn: protocol.Connection | None = None
         self.mailbox: MailboxRow | None = None
-        self.rows: list[MessageRow] = []
+        self.rows: list[Entry] = []
         self.retrieved = 0
 
     @property
@@ -303,13 +326,11 @@ class Session:
         return conn.login_succeeded(
             [protocol.MessageInfo(row.uidl, row.crlf_size) for row in self.rows])
 
-    def _snapshot(self, mailbox: MailboxRow) -> list[MessageRow]:
+    def _snapshot(self, mailbox: MailboxRow) -> list[Entry]:
         """The maildrop as the index has it now (index thread). Messages delivered later are
         not shown until the next session. Ordered by the arrival time in the file name, which
-        a reindex keeps, so message numbers stay the same too. Header fields are dropped to
-        keep a large maildrop small in memory."""
-        rows = [dataclasses.replace(row, message_id="", from_addr="", subject="")
-                for row in self.store.index.messages(mailbox.id, maildir.INBOX)]
+        a reindex keeps, so message numbers stay the same too."""
+        rows = [Entry.of(row) for row in self.store.index.messages(mailbox.id, maildir.INBOX)]
         rows.sort(key=lambda row: (maildir.arrival_time(row.filename, row.received), row.uidl))
         return rows
 
@@ -335,7 +356,8 @@ class Session:
         assert self.mailbox is not None
         index = event.number - 1
         row = self.rows[index]
-        chunks = maildir.read_chunks(self.store.message_path(self.mailbox, row), CHUNK_SIZE)
+        path = self.store.message_path(self.mailbox, row.row(self.mailbox.id))
+        chunks = maildir.read_chunks(path, CHUNK_SIZE)
         try:
             try:
                 chunk = await self.workers.io(next, chunks, None)
@@ -377,7 +399,9 @@ class Session:
         if row.subdir == "cur" and "S" in row.flags:
             return
         try:
-            self.rows[index] = await self.workers.db(self.store.mark_seen, self.mailbox, row)
+            seen = await self.workers.db(self.store.mark_seen, self.mailbox,
+                                         row.row(self.mailbox.id))
+            self.rows[index] = Entry.of(seen)
         except Exception as error:
             log.warning("pop3: user=%s: cannot mark %s seen: %s", self.mailbox.address,
                         row.filename, error)
@@ -398,7 +422,7 @@ class Session:
         log.info("pop3: user=%s deleted=%d failed=%d", self.mailbox.address, deleted, failed)
         return conn.update_finished(deleted=deleted, failed=failed)
 
-    def _delete(self, mailbox: MailboxRow, wanted: list[MessageRow]) -> tuple[int, int]:
+    def _delete(self, mailbox: MailboxRow, wanted: list[Entry]) -> tuple[int, int]:
         """Delete the rows (index thread). They are looked up again by UIDL first: a reindex
         during the session may have renamed a file or renumbered its row."""
         current = {row.uidl: row for row in self.store.index.messages(mailbox.id, maildir.INBOX)}
