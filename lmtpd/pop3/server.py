@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import ssl
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -127,6 +128,7 @@ class Pop3Server:
         self.locks: dict[int, Session] = {}
         self.per_ip: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
     @property
     def config(self) -> Config:
@@ -150,7 +152,8 @@ class Pop3Server:
         assert task is not None
         self.tasks.add(task)
         self.per_ip[ip] += 1
-        session = Session(self, reader, writer, address, ip)
+        session = Session(self, reader, writer, address, ip, task)
+        self.sessions.add(session)
         try:
             await session.run(implicit_tls)
         except (_Disconnect, ConnectionError, ssl.SSLError, TimeoutError):
@@ -171,8 +174,11 @@ class Pop3Server:
         """Server stop: end every session without deleting anything (a DELE only takes
         effect at QUIT)."""
         tasks = list(self.tasks)
+        updating = {session.task for session in self.sessions if session.updating}
         for task in tasks:
-            task.cancel()
+            # A session already deleting after QUIT finishes and answers its client.
+            if task not in updating:
+                task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_GRACE)
 
@@ -181,8 +187,11 @@ class Session:
     """One connection: drives a protocol.Connection and does the I/O it asks for."""
 
     def __init__(self, server: Pop3Server, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, address: IPAddress | None, ip: str) -> None:
+                 writer: asyncio.StreamWriter, address: IPAddress | None, ip: str,
+                 task: asyncio.Task[Any]) -> None:
         self.server = server
+        self.task = task
+        self.updating = False
         self.workers = server.workers
         self.store = server.workers.store
         self.reader = reader
@@ -411,8 +420,9 @@ class Session:
         wanted = [self.rows[n - 1] for n in event.numbers]
         if not wanted:
             return conn.update_finished(deleted=0, failed=0)
+        self.updating = True
         try:
-            # Shielded: once the deletes started they finish even if the server stops.
+            # Shielded: once the deletes started they finish even if the task is cancelled.
             deleted, failed = await asyncio.shield(
                 self.workers.db(self._delete, self.mailbox, wanted))
         except Exception as error:
