@@ -605,8 +605,6 @@ class MessageEncoder:
     def _cut(self, data: bytes) -> int | None:
         """Where to stop in `data` for TOP, or None to take it all."""
         assert self._limit is not None
-        if not self._in_header and self._body_seen >= self._limit:
-            return 0
         pos = 0
         while True:
             end = data.find(b"\n", pos)

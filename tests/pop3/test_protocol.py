@@ -444,3 +444,10 @@ def test_noop_and_pipelined_commands() -> None:
 
 def test_multiline_dot_stuffs() -> None:
     assert protocol.multiline(b"+OK\r\n", [".x", "y"]) == b"+OK\r\n..x\r\ny\r\n.\r\n"
+
+
+def test_small_syntax_errors() -> None:
+    conn = Connection(plaintext_allowed=True, tls_available=True)
+    assert reply(conn, "AUTH PLAIN a b").startswith(b"-ERR Syntax")
+    assert reply(conn, "STLS now").startswith(b"-ERR")
+    assert conn.message_unavailable().data.startswith(b"-ERR [SYS/TEMP]")

@@ -149,6 +149,21 @@ def test_retr_marks_the_message_seen(tls_lmtpd: Lmtpd) -> None:
     assert tls_lmtpd.cli("verify").returncode == 0
 
 
+def test_vanished_file_gets_sys_temp_and_the_session_goes_on(tls_lmtpd: Lmtpd) -> None:
+    address = "vanish@example.org"
+    add_mailboxes(tls_lmtpd, address)
+    deliver_all(tls_lmtpd, address, MESSAGES[:2])
+    client = login(tls_lmtpd, address)
+    uidl = client.uidl(1).split()[2].decode()
+    [first] = (tls_lmtpd.maildir(address) / "new").glob(uidl + ",*")
+    first.unlink()  # behind the server's back
+    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\]"):
+        client.retr(1)
+    data, _ = retr_bytes(client, 2)
+    assert data.endswith(crlf(MESSAGES[1]))
+    client.quit()
+
+
 def test_pipelined_commands(tls_lmtpd: Lmtpd) -> None:
     address = "pipe@example.org"
     add_mailboxes(tls_lmtpd, address)
