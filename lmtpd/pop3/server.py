@@ -156,8 +156,8 @@ class Pop3Server:
         self.sessions.add(session)
         try:
             await session.run(implicit_tls)
-        except (_Disconnect, ConnectionError, ssl.SSLError, TimeoutError):
-            pass
+        except (_Disconnect, OSError, TimeoutError):
+            pass  # the client went away, broke TLS or stopped reading: nothing to report
         except asyncio.CancelledError:
             session.say_goodbye()
         except Exception:
@@ -212,7 +212,10 @@ class Session:
     async def run(self, implicit_tls: bool) -> None:
         context = self.server.tls.get(self.pop3)
         if implicit_tls:
-            assert context is not None
+            if context is None:
+                log.error("pop3: a POP3S connection but no certificate (pop3.tls_cert and "
+                          "pop3.tls_key were removed by a reload?)")
+                return
             await self.writer.start_tls(context, ssl_handshake_timeout=self._handshake_timeout())
         conn = self.conn = protocol.Connection(
             hostname=self.server.config.hostname,
@@ -237,7 +240,10 @@ class Session:
                 if event.close:
                     return
             elif isinstance(event, protocol.Authenticate):
-                await self._write((await self._login(conn, event)).data)
+                answer = await self._login(conn, event)
+                await self._write(answer.data)
+                if answer.close:  # too many errors
+                    return
             elif isinstance(event, protocol.StartTls):
                 await self._start_tls(conn, event)
             elif isinstance(event, protocol.Retrieve):

@@ -257,7 +257,9 @@ def test_failed_tls_handshake_does_not_hurt_the_server(tls_lmtpd: Lmtpd) -> None
 @pytest.fixture
 def limited(lmtpd_factory: Any) -> Lmtpd:
     instance = lmtpd_factory({"pop3": {"timeout": 1, "max_connections_per_ip": 2,
-                                       "max_connections": 3}})
+                                       "max_connections": 3, "max_errors": 2,
+                                       "login_failure_delay": 0}})
+    add_mailboxes(instance, "alice@example.org")
     instance.start()
     return instance
 
@@ -275,8 +277,23 @@ def test_idle_timeout_and_connection_limits(limited: Lmtpd) -> None:
     assert time.monotonic() - started < 5
     second.close()
     first.close()
-    # Both slots are free again once the server saw the connections end.
-    assert wait_for(lambda: RawClient(limited.pop3_port).greeting.startswith(b"+OK"), 5)
+
+    def slot_is_free() -> bool:
+        client = RawClient(limited.pop3_port)
+        free = client.greeting.startswith(b"+OK")
+        client.close()
+        return free
+
+    # The slots are free again once the server saw the connections end.
+    assert wait_for(slot_is_free, 5)
+    # max_errors = 2: the second failed login closes the connection.
+    raw = RawClient(limited.pop3_port)
+    raw.command("USER alice@example.org")
+    assert raw.command("PASS wrong").startswith(b"-ERR [AUTH]")
+    raw.command("USER alice@example.org")
+    assert raw.command("PASS wrong").startswith(b"-ERR Too many")
+    assert raw.line() == b""
+    raw.close()
 
 
 def test_tls_listener_needs_a_certificate(lmtpd_factory: Any) -> None:
