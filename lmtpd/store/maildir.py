@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -229,7 +230,7 @@ def write_message(
     _unlink_quietly(tmp_path)
     try:
         if fsync:
-            _fsync_dir(target / subdir)
+            _DIR_SYNC.sync(target / subdir)
     except BaseException:
         _unlink_quietly(final_path)
         raise
@@ -237,6 +238,66 @@ def write_message(
         folder="", subdir=subdir, filename=final_name, uidl=uidl_from_filename(final_name),
         size=size, crlf_size=crlf, received=received, flags=info,
     )
+
+
+class _DirSync:
+    """Group commit for the directory fsync that makes a new message's name durable.
+
+    Concurrent deliveries into one folder each need an fsync of `new/` that starts after their
+    link(). One fsync covers every link made before it started, so a delivery that finds one
+    running waits for it, and the next one then covers all who arrived meanwhile: under load,
+    one directory fsync per batch instead of one per message. Nobody returns before an fsync
+    that started after its own link() has succeeded; after a failed one, each waiter tries
+    itself, so an error reaches everyone it concerns."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._dirs: dict[Path, _DirState] = {}
+
+    def sync(self, path: Path) -> None:
+        with self._cond:
+            state = self._dirs.get(path)
+            if state is None:
+                state = self._dirs[path] = _DirState()
+            state.requested += 1
+            ticket = state.requested
+            state.users += 1
+            while state.running and state.done < ticket:
+                self._cond.wait()
+            if state.done >= ticket:
+                self._release(path, state)
+                return
+            state.running = True
+            covers = state.requested
+        error: BaseException | None = None
+        try:
+            _fsync_dir(path)
+        except BaseException as failure:
+            error = failure
+        with self._cond:
+            state.running = False
+            if error is None:
+                state.done = max(state.done, covers)
+            self._release(path, state)
+            self._cond.notify_all()
+        if error is not None:
+            raise error
+
+    def _release(self, path: Path, state: _DirState) -> None:
+        state.users -= 1
+        if not state.users and not state.running:
+            del self._dirs[path]
+
+
+@dataclass
+class _DirState:
+    requested: int = 0  # tickets handed out (one per link() waiting for durability)
+    done: int = 0  # every ticket up to this one is covered by a successful fsync
+    running: bool = False
+    users: int = 0
+
+
+_DIR_SYNC = _DirSync()
 
 
 def _write_all(fd: int, prefix: bytes, body: Body) -> None:
@@ -308,13 +369,8 @@ def _describe(folder: str, subdir: str, name: str, path: str) -> StoredFile:
         size = stat.st_size
         crlf = crlf_size_file(path)
     info = name.split(":2,", 1)[1] if ":2," in name else ""
-    received = _received_from_name(name, stat.st_mtime)
+    received = arrival_time(name, stat.st_mtime)
     return StoredFile(folder, subdir, name, uidl_from_filename(name), size, crlf, received, info)
-
-
-def _received_from_name(name: str, fallback: float) -> float:
-    head = name.split(".", 1)[0]
-    return float(head) if head.isdigit() else fallback
 
 
 _ARRIVAL = re.compile(r"^(\d+)\.M(\d{1,6})P")
