@@ -202,6 +202,7 @@ class Session:
         self.mailbox: MailboxRow | None = None
         self.rows: list[Entry] = []
         self.retrieved = 0
+        self.deleted = 0
 
     @property
     def pop3(self) -> Pop3Config:
@@ -255,8 +256,8 @@ class Session:
     def release(self) -> None:
         if self.mailbox is not None and self.server.locks.get(self.mailbox.id) is self:
             del self.server.locks[self.mailbox.id]
-            log.info("pop3: logout user=%s ip=%s retrieved=%d", self.mailbox.address, self.ip,
-                     self.retrieved)
+            log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", self.mailbox.address,
+                     self.ip, self.retrieved, self.deleted)
 
     def say_goodbye(self) -> None:
         """Best effort on server stop; never waits for a slow client."""
@@ -317,7 +318,7 @@ class Session:
                                 lockout=pop3.lockout):
                 log.warning("pop3: locking out user=%s ip=%s for %ss", user, self.ip,
                             pop3.lockout)
-            log.warning("pop3: login failed user=%s ip=%s method=%s", user, self.ip,
+            log.warning("pop3: login-failed user=%s ip=%s method=%s", user, self.ip,
                         event.mechanism)
             # Sleeping here delays only this client; other sessions go on.
             await asyncio.sleep(pop3.login_failure_delay)
@@ -435,6 +436,7 @@ class Session:
             log.error("pop3: user=%s: deleting %d messages failed: %s", self.mailbox.address,
                       len(wanted), error)
             deleted, failed = 0, len(wanted)
+        self.deleted = deleted
         log.info("pop3: user=%s deleted=%d failed=%d", self.mailbox.address, deleted, failed)
         return conn.update_finished(deleted=deleted, failed=failed)
 
