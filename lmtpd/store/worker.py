@@ -2,20 +2,28 @@
 
 SQLite work goes to a single thread that owns the index connection, so writers never fight
 over the database lock; file writes and fsyncs go to a pool, so they overlap.
+
+Index rows of concurrent deliveries are committed together: while the index thread is busy,
+`record_delivery` calls queue up and the next turn of the thread writes them all in one
+transaction, so a burst of deliveries pays for one commit instead of one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+from lmtpd.store.index import Index
 from lmtpd.store.mailboxes import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_Pending = tuple[Callable[[], Any], "asyncio.Future[Any]"]
 
 
 class Workers:
@@ -23,18 +31,67 @@ class Workers:
         self.store = store
         self._db = ThreadPoolExecutor(1, thread_name_prefix="lmtpd-index")
         self._io = ThreadPoolExecutor(io_threads, thread_name_prefix="lmtpd-io")
+        self._group: list[_Pending] = []
+        self._group_lock = threading.Lock()
+        self._group_scheduled = False
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` on the index thread (anything that touches SQLite)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        if getattr(fn, "__func__", None) is Index.record_delivery:
+            return await self._grouped(loop, call, fn.__self__)  # type: ignore[attr-defined]
+        return await loop.run_in_executor(self._db, call)
 
     async def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` in the file pool (Maildir writes, fsync, reads, CPU-heavy checks)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
 
+    async def _grouped(self, loop: asyncio.AbstractEventLoop, call: Callable[[], T],
+                       index: Index) -> T:
+        future: asyncio.Future[T] = loop.create_future()
+        with self._group_lock:
+            self._group.append((call, future))
+            schedule = not self._group_scheduled
+            self._group_scheduled = True
+        if schedule:
+            self._db.submit(self._commit_group, loop, index)
+        return await future
+
+    def _commit_group(self, loop: asyncio.AbstractEventLoop, index: Index) -> None:
+        """On the index thread: every queued row in one transaction. If any row fails, the
+        transaction is rolled back and the rows are written one by one, so only the failing
+        delivery sees the error (and none is reported stored without its row committed)."""
+        with self._group_lock:
+            batch, self._group = self._group, []
+            self._group_scheduled = False
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with index.transaction():
+                outcomes = [(call(), None) for call, _ in batch]
+        except Exception:
+            if index.conn.in_transaction:  # a failed COMMIT leaves the transaction open
+                index.conn.rollback()
+            outcomes = []
+            for call, _ in batch:
+                try:
+                    outcomes.append((call(), None))
+                except Exception as error:
+                    outcomes.append((None, error))
+        for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
     def close(self) -> None:
         self._io.shutdown(wait=True)
         self._db.shutdown(wait=True)
         self.store.close()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
