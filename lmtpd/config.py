@@ -132,6 +132,8 @@ class LmtpConfig(_Section):
     # session that is merely waiting on a slow fsync.
     timeout: int = Field(default=600, ge=1)
     duplicate_window: Duration = 24 * 3600
+    # How long `lmtpd trace` and `lmtpd stats` remember recipient outcomes.
+    trace_retention: Duration = 30 * 86400
     # Bodies above this many bytes are spooled to a temporary file instead of held in memory.
     spool_threshold: Size = 1024**2
 
@@ -190,6 +192,13 @@ class LogConfig(_Section):
 
 class MetricsConfig(_Section):
     listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value:
+            parse_listen(value)
+        return value
 
 
 class Config(_Section):

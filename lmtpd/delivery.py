@@ -9,12 +9,13 @@ session.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 
-from lmtpd import logs, status
+from lmtpd import logs, metrics, status
 from lmtpd.addresses import Resolution, Verdict
 from lmtpd.config import Config
 from lmtpd.filtering import SieveRunner
@@ -61,6 +62,8 @@ class Transaction:
     too_big: bool = False
     line_too_long: bool = False
     spool_failed: bool = False
+    # Recipients refused at RCPT time, for the trace.
+    refused: list[tuple[str, Reply]] = field(default_factory=list)
     _message: bytes | None = field(default=None, repr=False)
 
     def message_bytes(self) -> bytes:
@@ -68,6 +71,34 @@ class Transaction:
         if self._message is None:
             self._message = self.body.getvalue()
         return self._message
+
+
+@dataclass
+class Outcome:
+    """What happened to one recipient: the reply, where copies went, what the filter did."""
+
+    recipient: str
+    reply: Reply
+    stage: str = "data"
+    copies: list[tuple[str, str, str]] = field(default_factory=list)  # mailbox, folder, file
+    actions: list[str] = field(default_factory=list)
+    note: str = ""
+    seconds: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        if self.reply.is_success:
+            return self.note or "delivered"
+        return "deferred" if self.reply.is_temporary else "rejected"
+
+    def row(self) -> dict[str, object]:
+        return {
+            "recipient": self.recipient, "outcome": self.kind, "stage": self.stage,
+            "code": self.reply.code, "status": self.reply.enhanced, "reply": self.reply.text,
+            "mailboxes": ",".join(dict.fromkeys(c[0] for c in self.copies)),
+            "files": json.dumps([f"{c[0]} {c[1]} {c[2]}" for c in self.copies]),
+            "actions": json.dumps(self.actions), "seconds": round(self.seconds, 6),
+        }
 
 
 @dataclass(frozen=True)
@@ -151,49 +182,63 @@ class Deliverer:
 
     async def deliver(self, tx: Transaction) -> list[Reply]:
         """One reply per recipient, in order."""
-        count = len(tx.recipients)
-        if tx.too_big:
-            return [status.too_big(self.config.lmtp.max_message_size)] * count
-        if tx.line_too_long:
-            return [status.line_too_long()] * count
-        if tx.spool_failed:
-            return [status.temporary_failure("cannot spool the message")] * count
-        header_bytes = tx.body.header_bytes()
-        meta = parse_meta(header_bytes)
-        seen_before = delivered_to_set(header_bytes)
+        meta = MessageMeta()
+        seen_before: set[str] = set()
+        if not (tx.too_big or tx.line_too_long or tx.spool_failed):
+            header_bytes = tx.body.header_bytes()
+            meta = parse_meta(header_bytes)
+            seen_before = delivered_to_set(header_bytes)
         replies: list[Reply] = []
         done: dict[str, Reply] = {}
+        records = [Outcome(rcpt, reply, stage="rcpt") for rcpt, reply in tx.refused]
         for recipient in tx.recipients:
             key = recipient.address.lower()
             # The same recipient twice in one transaction is delivered once; both get the reply.
             if key not in done:
-                done[key] = await self._deliver_one(tx, recipient, meta, seen_before)
+                record = await self._deliver_one(tx, recipient, meta, seen_before)
+                records.append(record)
+                done[key] = record.reply
             replies.append(done[key])
+        try:
+            await self.workers.db(self.store.index.record_outcomes, tx.id, meta.message_id,
+                                  tx.sender, [r.row() for r in records],
+                                  self.config.lmtp.trace_retention)
+        except Exception as error:  # the trace is a convenience: never fail a delivery on it
+            log.warning("recording outcomes of %s failed: %s", tx.id, error)
         return replies
 
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
-                           seen_before: set[str]) -> Reply:
+                           seen_before: set[str]) -> Outcome:
         started = time.monotonic()
-        copies: list[tuple[str, str]] = []
-        reply = await self._outcome(tx, recipient, meta, seen_before, copies)
+        record = Outcome(recipient.address, status.temporary_failure())
+        if tx.too_big:
+            record.reply = status.too_big(self.config.lmtp.max_message_size)
+        elif tx.line_too_long:
+            record.reply = status.line_too_long()
+        elif tx.spool_failed:
+            record.reply = status.temporary_failure("cannot spool the message")
+        else:
+            record.reply = await self._outcome(tx, recipient, meta, seen_before, record)
+        record.seconds = time.monotonic() - started
+        metrics.delivery(record.kind, record.reply.enhanced, record.seconds)
         fields = {"rcpt": f"<{recipient.address}>"}
-        if reply.is_success:
+        if record.reply.is_success:
             fields.update(
-                mailbox=",".join(dict.fromkeys(m for m, _ in copies)) or "-",
-                folder=",".join(dict.fromkeys(f for _, f in copies)) or "-",
+                mailbox=",".join(dict.fromkeys(c[0] for c in record.copies)) or "-",
+                folder=",".join(dict.fromkeys(c[1] for c in record.copies)) or "-",
                 size=str(tx.body.size), msgid=meta.message_id or "-", id=tx.id,
-                delay=f"{time.monotonic() - started:.3f}",
+                delay=f"{record.seconds:.3f}",
             )
-            if not copies:
-                fields["note"] = reply.text.rpartition("(")[2].rstrip(")")
+            if record.kind != "delivered":
+                fields["note"] = record.kind
             log.info(logs.event("delivered", **fields))
         else:
-            fields.update(status=reply.enhanced, reason=reply.text, id=tx.id)
-            log.info(logs.event("deferred" if reply.is_temporary else "rejected", **fields))
-        return reply
+            fields.update(status=record.reply.enhanced, reason=record.reply.text, id=tx.id)
+            log.info(logs.event(record.kind, **fields))
+        return record
 
     async def _outcome(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
-                       seen_before: set[str], copies: list[tuple[str, str]]) -> Reply:
+                       seen_before: set[str], record: Outcome) -> Reply:
         rcpt = recipient.address
         try:
             if rcpt.lower() in seen_before or any(
@@ -204,7 +249,7 @@ class Deliverer:
             rows = [r for r in rows if r.enabled]
             if not rows:
                 return status.unknown_user(rcpt)
-            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta, copies)
+            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta, record)
                        for row in rows]
             return combine(replies)
         except Exception:
@@ -212,7 +257,7 @@ class Deliverer:
             return status.temporary_failure()
 
     async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
-                                  meta: MessageMeta, copies: list[tuple[str, str]]) -> Reply:
+                                  meta: MessageMeta, record: Outcome) -> Reply:
         if await self.workers.db(self.store.over_quota, mailbox, tx.body.size):
             return status.over_quota(rcpt)
         window = self.config.lmtp.duplicate_window
@@ -220,8 +265,10 @@ class Deliverer:
         if remember and await self.workers.db(
             self.store.index.is_duplicate, mailbox.id, meta.message_id, time.time() - window
         ):
+            record.note = "duplicate"
             return status.duplicate(rcpt)
         plan = await self._filter(tx, rcpt, mailbox)
+        record.actions.extend(plan.describe())
         if plan.reject is not None:
             return status.rejected(plan.reject)
         if (plan.redirects or plan.vacations) and not self.config.sieve.submission:
@@ -234,18 +281,21 @@ class Deliverer:
                 return reply
         prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
         for action in plan.stores:
-            reply = await self._store(tx, mailbox, meta, action, prefix, remember)
-            if reply is not None:
-                return reply
-            copies.append((mailbox.address, action.folder))
+            stored = await self._store(tx, mailbox, meta, action, prefix, remember)
+            if isinstance(stored, Reply):
+                return stored
+            record.copies.append((mailbox.address, action.folder, stored.relpath))
         for vacation in plan.vacations:
             await self._vacation(tx, mailbox, vacation)
         if not plan.stores:
+            record.note = "discarded"
             return status.discarded(rcpt)
         return status.delivered(rcpt)
 
     async def _store(self, tx: Transaction, mailbox: MailboxRow, meta: MessageMeta,
-                     action: StoreAction, prefix: bytes, remember: bool) -> Reply | None:
+                     action: StoreAction, prefix: bytes, remember: bool
+                     ) -> Reply | maildir.StoredFile:
+        """The stored file, or the reply that says why it could not be stored."""
         try:
             stored = await self.workers.io(
                 self.store.write_file, mailbox, action.folder, prefix, tx.body, action.flags
@@ -261,7 +311,7 @@ class Deliverer:
             log.error("index row for %s failed: %s", mailbox.address, error)
             await self.workers.io(self.store.discard_file, mailbox, stored)
             return status.temporary_failure("cannot update the index")
-        return None
+        return stored
 
     async def _filter(self, tx: Transaction, rcpt: str, mailbox: MailboxRow) -> FilterPlan:
         script = await self.workers.db(self.store.index.get_sieve_script, mailbox.id)
@@ -329,6 +379,18 @@ class FilterPlan:
     redirects: list[Redirect] = field(default_factory=list)
     vacations: list[Vacation] = field(default_factory=list)
     reject: str | None = None
+
+    def describe(self) -> list[str]:
+        """The plan in words, for `lmtpd trace`."""
+        words = [f"store {s.folder}" + (f" {' '.join(s.flags)}" if s.flags else "")
+                 for s in self.stores]
+        words += [f"redirect {r.address}" for r in self.redirects]
+        words += [f"vacation {v.to}" for v in self.vacations]
+        if self.reject is not None:
+            words.append(f"reject {self.reject}")
+        if not self.stores and not self.redirects and self.reject is None:
+            words.append("discard")
+        return words
 
     @classmethod
     def from_result(cls, result: SieveResult | None) -> FilterPlan:

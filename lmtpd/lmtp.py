@@ -14,7 +14,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from lmtpd import logs, status
+from lmtpd import logs, metrics, status
 from lmtpd.config import Config
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.spool import Spool
@@ -29,6 +29,7 @@ class LmtpEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.recipients: list[Recipient] = []
+        self.refused: list[tuple[str, status.Reply]] = []
 
 
 class DataReader:
@@ -231,6 +232,7 @@ class LmtpSession(LMTP):
                 too_big=reader.too_big,
                 line_too_long=reader.line_too_long,
                 spool_failed=reader.spool_error is not None,
+                refused=list(envelope.refused),
             )
             delivery = handler.start_delivery(tx)
             delivery.add_done_callback(lambda _: spool.close())
@@ -287,6 +289,8 @@ class LmtpHandler:
             log.exception("recipient check for %s failed", address)
             return str(status.temporary_failure())
         if refusal is not None:
+            envelope.refused.append((address, refusal))
+            metrics.refused_at_rcpt(refusal.enhanced)
             log.info(logs.event("rejected", rcpt=f"<{address}>", status=refusal.enhanced,
                                 reason=refusal.text))
             return str(refusal)

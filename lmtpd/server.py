@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lmtpd import config as config_module
+from lmtpd import metrics
 from lmtpd.config import Config, ConfigError, parse_listen
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
@@ -111,6 +112,9 @@ class Server:
             self.servers.append(server)
             self.endpoints.append(f"lmtp=inet:{listen}")
         await self._start_pop3()
+        metrics_endpoint = metrics.start(self.config)
+        if metrics_endpoint:
+            self.endpoints.append(metrics_endpoint)
         # Sockets are bound (ports below 1024 need root); from here on run unprivileged.
         drop_privileges(self.config)
         if not self.servers:

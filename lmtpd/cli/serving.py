@@ -92,16 +92,20 @@ def deliver(state: State, sender: str, recipients: tuple[str, ...]) -> None:
         try:
             deliverer = Deliverer(workers)
             accepted: list[Recipient] = []
+            refused: list[tuple[str, Reply]] = []
             replies: list[Reply | None] = []
             for rcpt in recipients:
                 refusal, resolution = await deliverer.check_rcpt(rcpt)
                 replies.append(refusal)
                 if refusal is None:
                     accepted.append(Recipient(rcpt, resolution))
+                else:
+                    refused.append((rcpt, refusal))
             with Spool.from_bytes(data) as body:
                 tx = Transaction(sender=sender, recipients=accepted, body=body, lhlo="localhost",
-                                 too_big=len(data) > config.lmtp.max_message_size)
-                results = iter(await deliverer.deliver(tx) if accepted else [])
+                                 too_big=len(data) > config.lmtp.max_message_size,
+                                 refused=refused)
+                results = iter(await deliverer.deliver(tx))
             return [r if r is not None else next(results) for r in replies]
         finally:
             workers.close()

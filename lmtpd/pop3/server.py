@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lmtpd import metrics
 from lmtpd.config import Config, Pop3Config, parse_listen
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.protocol import LoginFailure
@@ -256,6 +257,7 @@ class Session:
     def release(self) -> None:
         if self.mailbox is not None and self.server.locks.get(self.mailbox.id) is self:
             del self.server.locks[self.mailbox.id]
+            metrics.POP3_ACTIVE.dec()
             log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", self.mailbox.address,
                      self.ip, self.retrieved, self.deleted)
 
@@ -302,6 +304,7 @@ class Session:
                                   trusted=is_trusted(self.address, pop3.trusted_networks))
         throttle = self.server.throttle
         if throttle.locked(keys):
+            metrics.POP3_LOGIN_FAILURES.labels(reason="locked-out").inc()
             log.warning("pop3: login refused user=%s ip=%s reason=locked-out", user, self.ip)
             await asyncio.sleep(pop3.login_failure_delay)
             return conn.login_failed(LoginFailure.LOCKED)
@@ -318,6 +321,7 @@ class Session:
                                 lockout=pop3.lockout):
                 log.warning("pop3: locking out user=%s ip=%s for %ss", user, self.ip,
                             pop3.lockout)
+            metrics.POP3_LOGIN_FAILURES.labels(reason="password").inc()
             log.warning("pop3: login-failed user=%s ip=%s method=%s", user, self.ip,
                         event.mechanism)
             # Sleeping here delays only this client; other sessions go on.
@@ -329,6 +333,7 @@ class Session:
             return conn.login_failed(LoginFailure.IN_USE)
         # Take the lock before the first await so two logins cannot both get it.
         self.server.locks[mailbox.id] = self
+        metrics.POP3_ACTIVE.inc()  # release() decrements it with the lock
         self.mailbox = mailbox
         try:
             self.rows = await self.workers.db(self._snapshot, mailbox)
@@ -337,6 +342,7 @@ class Session:
             self.release()
             self.mailbox = None
             return conn.login_failed(LoginFailure.TEMPORARY)
+        metrics.POP3_SESSIONS.inc()
         log.info("pop3: login user=%s ip=%s method=%s tls=%s messages=%d", mailbox.address,
                  self.ip, event.mechanism, "yes" if conn.tls_active else "no", len(self.rows))
         return conn.login_succeeded(

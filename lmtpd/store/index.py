@@ -130,7 +130,7 @@ class Index:
     def _create_schema(self) -> None:
         db = self.db
         existing = set(db.table_names())
-        if {"meta", "mailboxes", "messages"} <= existing:
+        if {"meta", "mailboxes", "messages", "deliveries"} <= existing:
             return
         with self.transaction():
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
@@ -172,6 +172,17 @@ class Index:
             db["messages"].create_index(
                 ["mailbox_id", "folder", "uidl"], unique=True, if_not_exists=True
             )
+            # A log of recipient outcomes for `lmtpd trace` and `lmtpd stats`, pruned after
+            # lmtp.trace_retention. Not a cache of anything: reindex leaves it alone.
+            db["deliveries"].create(
+                {"id": int, "at": float, "lmtp_id": str, "message_id": str, "sender": str,
+                 "recipient": str, "outcome": str, "stage": str, "code": int, "status": str,
+                 "reply": str, "mailboxes": str, "files": str, "actions": str,
+                 "seconds": float},
+                pk="id", if_not_exists=True,
+            )
+            db["deliveries"].create_index(["message_id"], if_not_exists=True)
+            db["deliveries"].create_index(["at"], if_not_exists=True)
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     # -- domains and mailboxes -------------------------------------------------------------
@@ -319,6 +330,42 @@ class Index:
                 " ON CONFLICT DO UPDATE SET delivered = excluded.delivered",
                 (mailbox_id, key, time.time()),
             )
+
+    # -- delivery log ----------------------------------------------------------------------
+
+    def record_outcomes(self, lmtp_id: str, message_id: str, sender: str,
+                        rows: list[dict[str, object]], retention: int) -> None:
+        now = time.time()
+        with self.transaction():
+            cursor = None
+            for row in rows:
+                cursor = self.conn.execute(
+                    "INSERT INTO deliveries (at, lmtp_id, message_id, sender, recipient, outcome,"
+                    " stage, code, status, reply, mailboxes, files, actions, seconds)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (now, lmtp_id, message_id, sender, row["recipient"], row["outcome"],
+                     row["stage"], row["code"], row["status"], row["reply"],
+                     row["mailboxes"], row["files"], row["actions"], row["seconds"]),
+                )
+            # Prune now and then rather than on every insert.
+            if retention and cursor is not None and (cursor.lastrowid or 0) % 500 == 0:
+                self.conn.execute("DELETE FROM deliveries WHERE at < ?", (now - retention,))
+
+    def trace(self, message_id: str) -> list[dict[str, object]]:
+        cursor = self.conn.execute(
+            "SELECT at, lmtp_id, message_id, sender, recipient, outcome, stage, code, status,"
+            " reply, mailboxes, files, actions, seconds FROM deliveries"
+            " WHERE message_id = ? OR message_id = ? ORDER BY id",
+            (message_id, f"<{message_id.strip('<>')}>"),
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def delivery_totals(self, since: float = 0.0) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT outcome, count(*) FROM deliveries WHERE at >= ? GROUP BY outcome", (since,)
+        )
+        return {outcome: int(count) for outcome, count in rows}
 
     # -- messages --------------------------------------------------------------------------
 
