@@ -102,9 +102,9 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from lmtpd.cli import accounts, maintenance, observe, serving
+    from lmtpd.cli import accounts, maintenance, migrate, observe, serving
 
-    for module in (accounts, maintenance, observe, serving):
+    for module in (accounts, maintenance, migrate, observe, serving):
         for command in module.COMMANDS:
             main.add_command(command)
     try:
