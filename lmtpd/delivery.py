@@ -102,6 +102,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One mailbox a recipient resolved to, with what the index says of it for this message."""
+
+    mailbox: MailboxRow
+    over_quota: bool
+    duplicate: bool
+    script: str | None
+
+
+@dataclass(frozen=True)
 class StoreAction:
     folder: str = maildir.INBOX
     flags: tuple[str, ...] = ()
@@ -166,15 +176,16 @@ class Deliverer:
         self.sieve.reconfigure(config)
 
     async def check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
-        resolution = await self.workers.db(self.store.resolve, address)
+        return await self.workers.db(self._check_rcpt, address)
+
+    def _check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
+        """On the index thread: resolution and the quota check in one hop."""
+        resolution = self.store.resolve(address)
         over_quota = False
         if resolution.verdict is Verdict.OK:
-            over_quota = await self.workers.db(self._all_over_quota, resolution)
+            rows = self._rows(resolution)
+            over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
         return check_recipient(resolution, over_quota), resolution
-
-    def _all_over_quota(self, resolution: Resolution) -> bool:
-        rows = self._rows(resolution)
-        return bool(rows) and all(self.store.over_quota(row) for row in rows)
 
     def _rows(self, resolution: Resolution) -> list[MailboxRow]:
         rows = [self.store.index.get_mailbox(m.address) for m in resolution.mailboxes]
@@ -245,29 +256,44 @@ class Deliverer:
                 m.address in seen_before for m in recipient.resolution.mailboxes
             ):
                 return status.mail_loop(rcpt)
-            rows = await self.workers.db(self._rows, recipient.resolution)
-            rows = [r for r in rows if r.enabled]
-            if not rows:
+            targets = await self.workers.db(self._prepare, recipient.resolution, tx.body.size,
+                                            meta.message_id)
+            if not targets:
                 return status.unknown_user(rcpt)
-            replies = [await self._deliver_to_mailbox(tx, rcpt, row, meta, record)
-                       for row in rows]
+            replies = [await self._deliver_to_mailbox(tx, rcpt, target, meta, record)
+                       for target in targets]
             return combine(replies)
         except Exception:
             log.exception("delivery to %s failed", rcpt)
             return status.temporary_failure()
 
-    async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
-                                  meta: MessageMeta, record: Outcome) -> Reply:
-        if await self.workers.db(self.store.over_quota, mailbox, tx.body.size):
-            return status.over_quota(rcpt)
+    def _prepare(self, resolution: Resolution, size: int, message_id: str) -> list[Target]:
+        """On the index thread, in one hop: for each enabled mailbox of a recipient, the quota
+        check at DATA, the duplicate check and its Sieve script."""
         window = self.config.lmtp.duplicate_window
-        remember = bool(window and meta.message_id)
-        if remember and await self.workers.db(
-            self.store.index.is_duplicate, mailbox.id, meta.message_id, time.time() - window
-        ):
+        since = time.time() - window
+        index = self.store.index
+        return [
+            Target(
+                row,
+                over_quota=self.store.over_quota(row, size),
+                duplicate=bool(window and message_id
+                               and index.is_duplicate(row.id, message_id, since)),
+                script=index.get_sieve_script(row.id),
+            )
+            for row in self._rows(resolution) if row.enabled
+        ]
+
+    async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, target: Target,
+                                  meta: MessageMeta, record: Outcome) -> Reply:
+        mailbox = target.mailbox
+        if target.over_quota:
+            return status.over_quota(rcpt)
+        remember = bool(self.config.lmtp.duplicate_window and meta.message_id)
+        if target.duplicate:
             record.note = "duplicate"
             return status.duplicate(rcpt)
-        plan = await self._filter(tx, rcpt, mailbox)
+        plan = await self._filter(tx, rcpt, mailbox, target.script)
         record.actions.extend(plan.describe())
         if plan.reject is not None:
             return status.rejected(plan.reject)
@@ -313,8 +339,8 @@ class Deliverer:
             return status.temporary_failure("cannot update the index")
         return stored
 
-    async def _filter(self, tx: Transaction, rcpt: str, mailbox: MailboxRow) -> FilterPlan:
-        script = await self.workers.db(self.store.index.get_sieve_script, mailbox.id)
+    async def _filter(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
+                      script: str | None) -> FilterPlan:
         if not script and self.sieve.before is None:
             return FilterPlan(stores=[StoreAction()])
 

@@ -4,8 +4,8 @@ SQLite work goes to a single thread that owns the index connection, so writers n
 over the database lock; file writes and fsyncs go to a pool, so they overlap.
 
 Index rows of concurrent deliveries are committed together: while the index thread is busy,
-`record_delivery` calls queue up and the next turn of the thread writes them all in one
-transaction, so a burst of deliveries pays for one commit instead of one each.
+`record_delivery` and `record_outcomes` calls queue up and the next turn of the thread writes
+them all in one transaction, so a burst of deliveries pays for one commit instead of one each.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from lmtpd.store.mailboxes import Store
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Writes that may share a transaction with their neighbours: each one is small, and a failure
+# of one is retried alone (see _commit_group).
+_GROUPED = (Index.record_delivery, Index.record_outcomes)
+
 _Pending = tuple[Callable[[], Any], "asyncio.Future[Any]"]
 
 
@@ -39,7 +43,7 @@ class Workers:
         """Run `fn` on the index thread (anything that touches SQLite)."""
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs)
-        if getattr(fn, "__func__", None) is Index.record_delivery:
+        if getattr(fn, "__func__", None) in _GROUPED:
             return await self._grouped(loop, call, fn.__self__)  # type: ignore[attr-defined]
         return await loop.run_in_executor(self._db, call)
 
