@@ -27,6 +27,7 @@ bench: $(STAMP)
 
 bench-compare: $(STAMP)
 	$(BIN)/python bench/lmtp_bench.py --compare
+	$(BIN)/python bench/pop3_compare.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
