@@ -106,12 +106,18 @@ def _plan_user(store: Store, options: Options, entry: PasswdEntry, user: UserPla
         user.action, user.reason = "skip", "listed twice in the passwd-file; first one used"
         return
     seen.add(user.address)
-    user.scheme, user.password_hash = stored_hash(entry.password, options.default_scheme)
-    user.quota = _quota(entry, user)
     existing = _existing_hash(store, user.address)
     if existing is not None and not options.update:
         user.action, user.reason = "skip", "mailbox exists already (--update adds new messages)"
         return
+    user.quota = _quota(entry, user)
+    try:
+        user.scheme, user.password_hash = stored_hash(entry.password, options.default_scheme)
+    except SchemeError as error:
+        if existing is None:
+            raise
+        # A mailbox made by hand for a user whose hash lmtpd cannot use: bring the mail only.
+        user.notes.append(f"password not taken over: {error}")
     user.action = "update" if existing is not None else "create"
     if existing is not None and not existing.startswith("{"):
         # lmtpd never writes a `{SCHEME}` prefix: the user has logged in (and been rehashed)
@@ -283,8 +289,8 @@ def describe(user: UserPlan) -> str:
         who = user.address or user.user or f"line {user.line}"
         return f"skip {who}: {user.reason}"
     folders = len(user.folders)
-    return (f"{user.action} {user.address} ({user.scheme}"
-            f"{'' if user.password_hash else ', password kept'}) from "
+    password = user.scheme if user.password_hash else "password kept"
+    return (f"{user.action} {user.address} ({password}) from "
             f"{user.source or 'nothing'}: {len(user.messages)} messages, {user.bytes} bytes, "
             f"{folders} folder{'s' if folders != 1 else ''}")
 
