@@ -72,7 +72,9 @@ def import_dovecot(passwd_file: Path, maildir_root: Path | None, layout: str | N
             total = sum(len(u.messages) for u in to_do)
             with click.progressbar(length=total, label="importing", show_pos=True,
                                    file=click.get_text_stream("stderr")) as bar:
-                summary = dovecot.execute(store, plans, options, progress=bar.update)
+                summary = dovecot.execute(store, plans, options, progress=bar.update,
+                                          report=lambda line: click.echo(f"\n{line}", err=True))
+            refused = summary.refused
             click.echo(f"imported {summary.mailboxes} mailboxes"
                        f"{f' (+{summary.updated} updated)' if summary.updated else ''}, "
                        f"{summary.messages} messages, {summary.bytes} bytes; skipped "

@@ -220,7 +220,15 @@ def execute(store: Store, plans: list[UserPlan], options: Options,
             summary.skipped += 1
             summary.refused += user.refused
             continue
-        placed, present, size = _import_files(store, user, options, owner, progress)
+        try:
+            placed, present, size = _import_files(store, user, options, owner, progress)
+        except OSError as error:
+            # No row yet, so the next run resumes this mailbox; the others go on meanwhile.
+            summary.skipped += 1
+            summary.refused += 1
+            if report:
+                report(f"failed {user.address}: {error}; run the import again to resume")
+            continue
         if user.action == "create":
             _create_mailbox(store, user)
             summary.mailboxes += 1
@@ -233,9 +241,6 @@ def execute(store: Store, plans: list[UserPlan], options: Options,
         summary.bytes += size
         summary.present += present
         summary.without_uidl += sum(1 for m in user.messages if m.uidl is None)
-        if report:
-            report(f"{user.action}d {user.address}: {placed} messages, {size} bytes"
-                   + (f", {present} already there" if present else ""))
     return summary
 
 
