@@ -1,48 +1,118 @@
 """Prometheus metrics: deliveries by outcome and status, delivery latency, POP3 sessions and
-failed logins. Served only when `[metrics] listen` is set; counting is cheap either way."""
+failed logins. Served only when `[metrics] listen` is set; counting is cheap either way.
+
+The metric objects are made on first use, not at import: with several LMTP processes
+(`lmtp.processes`) the values must live in files shared by all of them, and prometheus_client
+decides that when it is imported, so `serve` calls `use_shared_directory` first.
+"""
 
 from __future__ import annotations
 
 import logging
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import os
+from dataclasses import dataclass
+from typing import Any
 
 from lmtpd.config import Config, parse_listen
 
 log = logging.getLogger("lmtpd.metrics")
+_SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-REGISTRY = CollectorRegistry(auto_describe=True)
 
-DELIVERIES = Counter(
-    "lmtpd_deliveries", "Recipient outcomes of LMTP transactions.",
-    ["outcome", "status"], registry=REGISTRY,
-)
-DELIVERY_SECONDS = Histogram(
-    "lmtpd_delivery_seconds", "Time from the final dot to a recipient's reply.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=REGISTRY,
-)
-POP3_SESSIONS = Counter("lmtpd_pop3_sessions", "POP3 logins that succeeded.",
-                        registry=REGISTRY)
-POP3_ACTIVE = Gauge("lmtpd_pop3_sessions_active", "POP3 sessions logged in now.",
-                    registry=REGISTRY)
-POP3_LOGIN_FAILURES = Counter("lmtpd_pop3_login_failures", "POP3 logins refused.",
-                              ["reason"], registry=REGISTRY)
+@dataclass
+class _Metrics:
+    deliveries: Any
+    delivery_seconds: Any
+    pop3_sessions: Any
+    pop3_active: Any
+    pop3_login_failures: Any
+
+
+_metrics: _Metrics | None = None
+
+
+def use_shared_directory(path: str) -> None:
+    """Keep the values in files under `path`, so one endpoint reports every process."""
+    if _metrics is not None:
+        raise RuntimeError("metrics were already in use in this process")
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+    os.environ[_SHARED_DIR_ENV] = path
+
+
+def prepare() -> None:
+    """Import prometheus_client and make the metrics now: `serve` calls this before dropping
+    privileges, after which the library's files may no longer be readable."""
+    _get()
+    from prometheus_client import exposition, multiprocess  # noqa: F401
+
+
+def _get() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        _metrics = _Metrics(
+            deliveries=Counter("lmtpd_deliveries", "Recipient outcomes of LMTP transactions.",
+                               ["outcome", "status"]),
+            delivery_seconds=Histogram(
+                "lmtpd_delivery_seconds", "Time from the final dot to a recipient's reply.",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)),
+            pop3_sessions=Counter("lmtpd_pop3_sessions", "POP3 logins that succeeded."),
+            pop3_active=Gauge("lmtpd_pop3_sessions_active", "POP3 sessions logged in now.",
+                              multiprocess_mode="livesum"),
+            pop3_login_failures=Counter("lmtpd_pop3_login_failures", "POP3 logins refused.",
+                                        ["reason"]),
+        )
+    return _metrics
 
 
 def delivery(outcome: str, status: str, seconds: float) -> None:
-    DELIVERIES.labels(outcome=outcome, status=status).inc()
-    DELIVERY_SECONDS.observe(seconds)
+    metrics = _get()
+    metrics.deliveries.labels(outcome=outcome, status=status).inc()
+    metrics.delivery_seconds.observe(seconds)
 
 
 def refused_at_rcpt(status: str) -> None:
-    DELIVERIES.labels(outcome="rejected", status=status).inc()
+    _get().deliveries.labels(outcome="rejected", status=status).inc()
+
+
+def pop3_login() -> None:
+    metrics = _get()
+    metrics.pop3_sessions.inc()
+
+
+def pop3_session_opened() -> None:
+    _get().pop3_active.inc()
+
+
+def pop3_session_closed() -> None:
+    _get().pop3_active.dec()
+
+
+def pop3_login_failed(reason: str) -> None:
+    _get().pop3_login_failures.labels(reason=reason).inc()
+
+
+def process_exited(pid: int) -> None:
+    """Drop a finished process's live gauges from the shared files."""
+    if os.environ.get(_SHARED_DIR_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def start(config: Config) -> str | None:
     """Serve /metrics on `[metrics] listen`; the endpoint name, or None when off."""
     if not config.metrics.listen:
         return None
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    _get()
+    registry = REGISTRY
+    if os.environ.get(_SHARED_DIR_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     host, port = parse_listen(config.metrics.listen)
-    start_http_server(port, addr=host or "0.0.0.0", registry=REGISTRY)
+    start_http_server(port, addr=host or "0.0.0.0", registry=registry)
     return f"metrics=http://{config.metrics.listen}/metrics"

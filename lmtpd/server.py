@@ -1,9 +1,17 @@
-"""`lmtpd serve`: one event loop running the LMTP and POP3 listeners, signals and reload."""
+"""`lmtpd serve`: event loops running the LMTP and POP3 listeners, signals and reload.
+
+The LMTP sockets are bound once, before anything else; with `lmtp.processes` > 1 the main
+process then forks LMTP worker processes that accept on the same sockets (as Dovecot runs
+one lmtp process per connection), so delivery uses every core. POP3, the metrics endpoint
+and the socket file stay with the main process, which forwards SIGTERM and SIGHUP to the
+workers and waits for them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import grp
 import logging
@@ -13,6 +21,7 @@ import socket
 import stat
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmtpd import config as config_module
@@ -57,6 +66,58 @@ def prepare_socket_path(path: Path) -> bool:
     raise ServeError(f"{path} is in use by another running server")
 
 
+@dataclass
+class Listeners:
+    """LMTP listening sockets, bound before any process is forked."""
+
+    sockets: list[tuple[socket.socket, bool, str]] = field(default_factory=list)  # unix?, label
+    socket_path: Path | None = None
+
+    def close(self) -> None:
+        for sock, _, _ in self.sockets:
+            sock.close()
+
+
+def bind_lmtp(config: Config) -> Listeners:
+    listeners = Listeners()
+    lmtp = config.lmtp
+    if lmtp.socket:
+        path = Path(lmtp.socket)
+        created_dir = prepare_socket_path(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        sock.listen(1024)
+        secure_socket(config, path, created_dir)
+        listeners.sockets.append((sock, True, f"lmtp=unix:{path.resolve()}"))
+        listeners.socket_path = path
+    for listen in lmtp.listen:
+        host, port = parse_listen(listen)
+        sock = socket.create_server((host or "", port), backlog=1024,
+                                    family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listeners.sockets.append((sock, False, f"lmtp=inet:{listen}"))
+    for sock, _, _ in listeners.sockets:
+        sock.setblocking(False)
+    return listeners
+
+
+def secure_socket(config: Config, path: Path, created_dir: bool) -> None:
+    lmtp = config.lmtp
+    os.chmod(path, lmtp.socket_mode)
+    ids = service_ids(config)
+    if ids is not None:
+        # Owned by the service user, so it can remove the socket at shutdown.
+        os.chown(path, *ids)
+        if created_dir:
+            os.chown(path.parent, *ids)
+    group = lmtp.socket_group or config.group
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ServeError(f"lmtp.socket_group: no such group {group}") from None
+        os.chown(path, -1, gid)
+
+
 def notify_systemd(message: str) -> None:
     """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -69,8 +130,15 @@ def notify_systemd(message: str) -> None:
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    """One process's event loop. The main one (`worker=False`) also runs POP3 and metrics and
+    supervises the worker processes; a worker serves LMTP only."""
+
+    def __init__(self, config: Config, listeners: Listeners, *, worker: bool = False,
+                 children: list[int] | None = None) -> None:
         self.config = config
+        self.listeners = listeners
+        self.worker = worker
+        self.children = children if children is not None else []
         self.store = Store(config)
         self.workers = Workers(self.store)
         self.deliverer = Deliverer(self.workers)
@@ -97,24 +165,21 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        lmtp = self.config.lmtp
-        if lmtp.socket:
-            path = Path(lmtp.socket)
-            created_dir = prepare_socket_path(path)
-            server = await loop.create_unix_server(self._lmtp_factory, str(path))
-            self._secure_socket(path, created_dir)
-            self.socket_path = path
+        for sock, is_unix, label in self.listeners.sockets:
+            if is_unix:
+                server = await loop.create_unix_server(self._lmtp_factory, sock=sock)
+            else:
+                server = await loop.create_server(self._lmtp_factory, sock=sock)
             self.servers.append(server)
-            self.endpoints.append(f"lmtp=unix:{path.resolve()}")
-        for listen in lmtp.listen:
-            host, port = parse_listen(listen)
-            server = await loop.create_server(self._lmtp_factory, host or None, port)
-            self.servers.append(server)
-            self.endpoints.append(f"lmtp=inet:{listen}")
-        await self._start_pop3()
-        metrics_endpoint = metrics.start(self.config)
-        if metrics_endpoint:
-            self.endpoints.append(metrics_endpoint)
+            self.endpoints.append(label)
+        if not self.worker:
+            self.socket_path = self.listeners.socket_path
+            await self._start_pop3()
+            metrics_endpoint = metrics.start(self.config)
+            if metrics_endpoint:
+                self.endpoints.append(metrics_endpoint)
+            if self.children:
+                self.endpoints.append(f"lmtp-processes={len(self.children) + 1}")
         # Sockets are bound (ports below 1024 need root); from here on run unprivileged.
         drop_privileges(self.config)
         if not self.servers:
@@ -129,23 +194,6 @@ class Server:
         self.servers.extend(servers)
         self.endpoints.extend(endpoints)
         self.extra_closers.append(closer)
-
-    def _secure_socket(self, path: Path, created_dir: bool) -> None:
-        lmtp = self.config.lmtp
-        os.chmod(path, lmtp.socket_mode)
-        ids = service_ids(self.config)
-        if ids is not None:
-            # Owned by the service user, so it can remove the socket at shutdown.
-            os.chown(path, *ids)
-            if created_dir:
-                os.chown(path.parent, *ids)
-        group = lmtp.socket_group or self.config.group
-        if group:
-            try:
-                gid = grp.getgrnam(group).gr_gid
-            except KeyError:
-                raise ServeError(f"lmtp.socket_group: no such group {group}") from None
-            os.chown(path, -1, gid)
 
     def reload(self) -> None:
         """SIGHUP: re-read the configuration. Listeners and the store root stay as they were
@@ -162,7 +210,14 @@ class Server:
         self.store.config = new
         self.lmtp_handler.config = new
         self.deliverer.reconfigure(new)
-        log.info("configuration reloaded from %s", new.source or "embedded defaults")
+        self._signal_children(signal.SIGHUP)
+        if not self.worker:
+            log.info("configuration reloaded from %s", new.source or "embedded defaults")
+
+    def _signal_children(self, signum: int) -> None:
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -176,10 +231,17 @@ class Server:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if self.worker:
+            await self._stop.wait()
+            await self.shutdown()
+            return
         log.info("lmtpd ready: %s", " ".join(self.endpoints))
         notify_systemd("READY=1")
+        watcher = loop.create_task(self._watch_children())
         await self._stop.wait()
+        watcher.cancel()
         notify_systemd("STOPPING=1")
+        self._signal_children(signal.SIGTERM)
         await self.shutdown()
 
     async def shutdown(self) -> None:
@@ -198,15 +260,99 @@ class Server:
                 session.transport.close()
         for closer in self.extra_closers:
             await closer()
+        await self._reap_children(SHUTDOWN_GRACE + 5)
         if self.socket_path is not None:
             self.socket_path.unlink(missing_ok=True)
         await asyncio.get_running_loop().run_in_executor(None, self.workers.close)
-        log.info("lmtpd stopped")
+        if not self.worker:
+            log.info("lmtpd stopped")
+
+    async def _watch_children(self) -> None:
+        """A worker that dies is logged and not replaced (forking a process that runs threads
+        is unsafe); the main process and the other workers keep serving."""
+        while self.children:
+            await asyncio.sleep(0.5)
+            for pid in list(self.children):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    self.children.remove(pid)
+                    metrics.process_exited(pid)
+                    log.error("LMTP worker process %d ended unexpectedly (status %d)", pid,
+                              status)
+
+    async def _reap_children(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.children:
+            for pid in list(self.children):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    self.children.remove(pid)
+                    metrics.process_exited(pid)
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("shutdown: killing LMTP workers %s", self.children)
+                self._signal_children(signal.SIGKILL)
+                deadline += 5
+            await asyncio.sleep(0.05)
+
+
+def process_count(config: Config) -> int:
+    return config.lmtp.processes or os.cpu_count() or 1
 
 
 def serve(config: Config) -> None:
-    async def main() -> None:
-        server = Server(config)
-        await server.run()
+    listeners = bind_lmtp(config)
+    count = process_count(config)
+    if count > 1 and config.metrics.listen:
+        # Cleared at every start; beside the store so it needs no directory of its own.
+        shared = config.store.root / "metrics"
+        shared.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ids = service_ids(config)
+        if ids is not None:
+            os.chown(shared, *ids)
+        metrics.use_shared_directory(str(shared))
+    metrics.prepare()
+    children: list[int] = []
+    # Fork before any thread or database connection exists in this process.
+    for _ in range(count - 1):
+        pid = os.fork()
+        if pid == 0:
+            _worker_main(config, listeners)
+        children.append(pid)
 
-    asyncio.run(main())
+    async def main() -> None:
+        await Server(config, listeners, children=children).run()
+
+    try:
+        asyncio.run(main())
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def _worker_main(config: Config, listeners: Listeners) -> None:
+    """An LMTP worker process: serve until SIGTERM (or the main process's death)."""
+    code = 0
+    try:
+        _die_with_parent()
+        drop_privileges(config)
+
+        async def main() -> None:
+            await Server(config, listeners, worker=True).run()
+
+        asyncio.run(main())
+    except BaseException:
+        log.exception("LMTP worker process failed")
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the kernel sends SIGTERM to this worker if the main process dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
+    if os.getppid() == 1:
+        os._exit(0)

@@ -28,16 +28,13 @@ EX_TEMPFAIL = 75
 @click.pass_obj
 def serve(state: State) -> None:
     """Run the LMTP and POP3 servers until SIGTERM; SIGHUP reloads the configuration."""
-    from lmtpd.server import ServeError, Server
+    from lmtpd.server import ServeError
+    from lmtpd.server import serve as run_server
 
     config = state.config()
     setup_logging(config)
-
-    async def run() -> None:
-        await Server(config).run()
-
     try:
-        asyncio.run(run())
+        run_server(config)
     except ServeError as error:
         fail(str(error))
     except OSError as error:

@@ -257,7 +257,7 @@ class Session:
     def release(self) -> None:
         if self.mailbox is not None and self.server.locks.get(self.mailbox.id) is self:
             del self.server.locks[self.mailbox.id]
-            metrics.POP3_ACTIVE.dec()
+            metrics.pop3_session_closed()
             log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", self.mailbox.address,
                      self.ip, self.retrieved, self.deleted)
 
@@ -304,7 +304,7 @@ class Session:
                                   trusted=is_trusted(self.address, pop3.trusted_networks))
         throttle = self.server.throttle
         if throttle.locked(keys):
-            metrics.POP3_LOGIN_FAILURES.labels(reason="locked-out").inc()
+            metrics.pop3_login_failed("locked-out")
             log.warning("pop3: login refused user=%s ip=%s reason=locked-out", user, self.ip)
             await asyncio.sleep(pop3.login_failure_delay)
             return conn.login_failed(LoginFailure.LOCKED)
@@ -321,7 +321,7 @@ class Session:
                                 lockout=pop3.lockout):
                 log.warning("pop3: locking out user=%s ip=%s for %ss", user, self.ip,
                             pop3.lockout)
-            metrics.POP3_LOGIN_FAILURES.labels(reason="password").inc()
+            metrics.pop3_login_failed("password")
             log.warning("pop3: login-failed user=%s ip=%s method=%s", user, self.ip,
                         event.mechanism)
             # Sleeping here delays only this client; other sessions go on.
@@ -333,7 +333,7 @@ class Session:
             return conn.login_failed(LoginFailure.IN_USE)
         # Take the lock before the first await so two logins cannot both get it.
         self.server.locks[mailbox.id] = self
-        metrics.POP3_ACTIVE.inc()  # release() decrements it with the lock
+        metrics.pop3_session_opened()  # release() closes it with the lock
         self.mailbox = mailbox
         try:
             self.rows = await self.workers.db(self._snapshot, mailbox)
@@ -342,7 +342,7 @@ class Session:
             self.release()
             self.mailbox = None
             return conn.login_failed(LoginFailure.TEMPORARY)
-        metrics.POP3_SESSIONS.inc()
+        metrics.pop3_login()
         log.info("pop3: login user=%s ip=%s method=%s tls=%s messages=%d", mailbox.address,
                  self.ip, event.mechanism, "yes" if conn.tls_active else "no", len(self.rows))
         return conn.login_succeeded(

@@ -1,0 +1,79 @@
+"""`lmtp.processes = 2`: a worker process accepts on the same LMTP socket; every message is
+stored once, SIGHUP reaches every process, SIGTERM stops them all, metrics add up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import Lmtpd, free_port, lmtp_send, wait_for
+
+
+def children_of(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def test_two_processes_share_the_socket(lmtpd_factory) -> None:
+    port = free_port()
+    lmtpd: Lmtpd = lmtpd_factory({"lmtp": {"processes": 2},
+                                  "metrics": {"listen": f"127.0.0.1:{port}"}})
+    lmtpd.add_mailbox("alice@example.org")
+    lmtpd.start()
+    assert lmtpd.process is not None
+    main_pid = lmtpd.process.pid
+    [worker] = children_of(main_pid)
+    assert "lmtp-processes=2" in lmtpd.log()
+
+    errors: list[str] = []
+
+    def send(n: int) -> None:
+        client = smtplib.LMTP(lmtpd.socket_path)
+        try:
+            for i in range(25):
+                result = lmtp_send("", "s@remote.example", ["alice@example.org"],
+                                   f"Message-ID: <p{n}.{i}@x>\r\n\r\nbody\r\n".encode(),
+                                   client=client)
+                if result["alice@example.org"][0] != 250:
+                    errors.append(repr(result))
+        finally:
+            client.quit()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    files = list((lmtpd.maildir("alice@example.org") / "new").iterdir())
+    assert len(files) == 200
+    served_by = {f.name.split("P", 1)[1].split("Q", 1)[0] for f in files}
+    assert served_by == {str(main_pid), str(worker)}  # both processes delivered
+    assert lmtpd.cli("verify").returncode == 0
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    line = next(x for x in text.splitlines()
+                if x.startswith('lmtpd_deliveries_total{outcome="delivered",status="2.0.0"}'))
+    assert float(line.split()[-1]) == 200
+
+    # SIGHUP reaches the worker too: a newly local domain is accepted by every process.
+    text = lmtpd.config_path.read_text().replace('"localhost"]', '"localhost", "example.com"]')
+    lmtpd.config_path.write_text(text)
+    lmtpd.add_mailbox("new@example.com")
+    os.kill(main_pid, signal.SIGHUP)
+    assert wait_for(lambda: "configuration reloaded" in lmtpd.log())
+    time.sleep(0.5)
+    codes = [lmtp_send(lmtpd.socket_path, "s@remote.example", ["new@example.com"],
+                       b"Subject: r\r\n\r\nx\r\n")["new@example.com"][0] for _ in range(20)]
+    assert set(codes) == {250}
+
+    assert lmtpd.stop() == 0
+    assert not os.path.exists(f"/proc/{worker}") or "Z" in Path(
+        f"/proc/{worker}/stat").read_text().split()[2]
+    assert not os.path.exists(lmtpd.socket_path)
