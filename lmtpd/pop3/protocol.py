@@ -593,7 +593,11 @@ class MessageEncoder:
         if self._after_cr and data.startswith(b"\n"):
             # The CR ended the previous chunk: this LF completes a CRLF, not a bare LF.
             head, data = b"\n", data[1:]
-        out = head + _BARE_LF.sub(b"\r\n", data)
+        if b"\r" in data:
+            out = head + _BARE_LF.sub(b"\r\n", data)
+        else:
+            # The usual case (Maildir stores LF): a plain replace, several times faster.
+            out = head + data.replace(b"\n", b"\r\n")
         if self._at_line_start and out.startswith(b"."):
             out = b"." + out
         out = out.replace(b"\n.", b"\n..")

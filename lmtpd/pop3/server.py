@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lmtpd import metrics
+from lmtpd import auth, metrics
 from lmtpd.config import Config, Pop3Config, parse_listen
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.protocol import LoginFailure
@@ -311,8 +311,7 @@ class Session:
         mailbox: MailboxRow | None = None
         if event.password:
             try:
-                mailbox = await self.workers.db(self.store.authenticate, event.username,
-                                                event.password)
+                mailbox = await self._authenticate(event.username, event.password)
             except Exception as error:
                 log.error("pop3: login user=%s ip=%s: index error: %s", user, self.ip, error)
                 return conn.login_failed(LoginFailure.TEMPORARY)
@@ -373,6 +372,19 @@ class Session:
             conn.tls_failed()
             raise _Disconnect from None
         conn.tls_started(plaintext_allowed=self._plaintext_allowed(True))
+
+    async def _authenticate(self, username: str, password: str) -> MailboxRow | None:
+        """The index lookup on the index thread, the argon2 check in the file pool: argon2
+        releases the GIL, so logins run on every core and never hold up the index thread."""
+        row = await self.workers.db(self.store.login_row, username)
+        ok = await self.workers.io(auth.verify_password, row.password_hash if row else None,
+                                   password)
+        if not ok or row is None or not row.enabled:
+            return None
+        if auth.needs_rehash(row.password_hash):
+            new_hash = await self.workers.io(auth.hash_password, password)
+            await self.workers.db(self.store.index.set_password, row.address, new_hash)
+        return row
 
     async def _retrieve(self, conn: protocol.Connection, event: protocol.Retrieve) -> None:
         assert self.mailbox is not None

@@ -185,13 +185,17 @@ class Store:
             find_alias=self.index.alias_targets,
         )
 
+    def login_row(self, address: str) -> MailboxRow | None:
+        """The mailbox a login names, or None (also for an address that cannot exist)."""
+        try:
+            return self.index.get_mailbox(self.canonical(address))
+        except AddressError:
+            return None
+
     def authenticate(self, address: str, password: str) -> MailboxRow | None:
         """The mailbox when the password is right and the mailbox enabled; else None.
         Takes the same time whether or not the user exists."""
-        try:
-            row = self.index.get_mailbox(self.canonical(address))
-        except AddressError:
-            row = None
+        row = self.login_row(address)
         ok = auth.verify_password(row.password_hash if row else None, password)
         if not ok or row is None or not row.enabled:
             return None
