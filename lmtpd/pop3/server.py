@@ -416,7 +416,8 @@ class Session:
                 out = encoder.feed(chunk)
                 if out:
                     await self._write(out)
-                if encoder.done:
+                # A short read of a regular file is its end: no second trip to the pool.
+                if encoder.done or len(chunk) < CHUNK_SIZE:
                     break
                 chunk = await self.workers.io(next, chunks, None)
         except OSError as error:

@@ -245,8 +245,10 @@ class Store:
                                     row.filename)
 
     def mark_seen(self, mailbox: MailboxRow, row: MessageRow) -> MessageRow:
+        # No fsync: a crash can at worst forget the Seen flag (the UIDL and the message are
+        # unaffected), as with Dovecot's mail_fsync=optimized.
         new_name = maildir.mark_seen(self.mailbox_dir(mailbox.address), row.folder, row.subdir,
-                                     row.filename, fsync=self.fsync)
+                                     row.filename, fsync=False)
         flags = new_name.split(":2,", 1)[1]
         self.index.update_message_file(row.id, "cur", new_name, flags)
         return MessageRow(**{**row.__dict__, "subdir": "cur", "filename": new_name,
