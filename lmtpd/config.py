@@ -134,8 +134,6 @@ class LmtpConfig(_Section):
     duplicate_window: Duration = 24 * 3600
     # How long `lmtpd trace` and `lmtpd stats` remember recipient outcomes.
     trace_retention: Duration = 30 * 86400
-    # Processes accepting LMTP connections (Dovecot runs one per connection); 0: one per CPU.
-    processes: int = Field(default=0, ge=0, le=64)
     # Bodies above this many bytes are spooled to a temporary file instead of held in memory.
     spool_threshold: Size = 1024**2
 
@@ -207,6 +205,9 @@ class Config(_Section):
     hostname: str = Field(default_factory=socket.getfqdn)
     user: str = ""
     group: str = ""
+    # Server processes accepting LMTP and POP3 connections (Dovecot runs one per connection);
+    # 0: one per CPU.
+    processes: int = Field(default=0, ge=0, le=64)
     store: StoreConfig = Field(default_factory=StoreConfig)
     domains: DomainsConfig = Field(default_factory=DomainsConfig)
     lmtp: LmtpConfig = Field(default_factory=LmtpConfig)

@@ -2,7 +2,7 @@
 failed logins. Served only when `[metrics] listen` is set; counting is cheap either way.
 
 The metric objects are made on first use, not at import: with several LMTP processes
-(`lmtp.processes`) the values must live in files shared by all of them, and prometheus_client
+(`processes`) the values must live in files shared by all of them, and prometheus_client
 decides that when it is imported, so `serve` calls `use_shared_directory` first.
 """
 

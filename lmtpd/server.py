@@ -1,10 +1,11 @@
 """`lmtpd serve`: event loops running the LMTP and POP3 listeners, signals and reload.
 
-The LMTP sockets are bound once, before anything else; with `lmtp.processes` > 1 the main
-process then forks LMTP worker processes that accept on the same sockets (as Dovecot runs
-one lmtp process per connection), so delivery uses every core. POP3, the metrics endpoint
-and the socket file stay with the main process, which forwards SIGTERM and SIGHUP to the
-workers and waits for them.
+The LMTP and POP3 sockets are bound once, before anything else; with `processes` > 1 the
+main process then forks worker processes that accept on the same sockets (as Dovecot runs a
+process per connection), so delivery and retrieval use every core. What must be shared lives
+in the index or the kernel: the login throttle in the index, the POP3 mailbox lock as a
+flock() on a file in the Maildir. The metrics endpoint and the socket file stay with the main
+process, which forwards SIGTERM and SIGHUP to the workers and waits for them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lmtpd import metrics
 from lmtpd.config import Config, ConfigError, parse_listen
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
+from lmtpd.pop3.limits import ConnectionLimits
 from lmtpd.privileges import PrivilegeError, drop_privileges, service_ids
 from lmtpd.store.mailboxes import Store
 from lmtpd.store.worker import Workers
@@ -68,18 +70,19 @@ def prepare_socket_path(path: Path) -> bool:
 
 @dataclass
 class Listeners:
-    """LMTP listening sockets, bound before any process is forked."""
+    """Listening sockets, bound before any process is forked (and before dropping root)."""
 
     sockets: list[tuple[socket.socket, bool, str]] = field(default_factory=list)  # unix?, label
     socket_path: Path | None = None
+    pop3: list[tuple[socket.socket, bool, str]] = field(default_factory=list)
+    pop3_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    processes: int = 1
 
-    def close(self) -> None:
-        for sock, _, _ in self.sockets:
-            sock.close()
 
+def bind_listeners(config: Config) -> Listeners:
+    from lmtpd.pop3 import server as pop3_server
 
-def bind_lmtp(config: Config) -> Listeners:
-    listeners = Listeners()
+    listeners = Listeners(processes=process_count(config))
     lmtp = config.lmtp
     if lmtp.socket:
         path = Path(lmtp.socket)
@@ -97,6 +100,7 @@ def bind_lmtp(config: Config) -> Listeners:
         listeners.sockets.append((sock, False, f"lmtp=inet:{listen}"))
     for sock, _, _ in listeners.sockets:
         sock.setblocking(False)
+    listeners.pop3 = pop3_server.bind(config)
     return listeners
 
 
@@ -130,8 +134,8 @@ def notify_systemd(message: str) -> None:
 
 
 class Server:
-    """One process's event loop. The main one (`worker=False`) also runs POP3 and metrics and
-    supervises the worker processes; a worker serves LMTP only."""
+    """One process's event loop serving LMTP and POP3. The main one (`worker=False`) also runs
+    the metrics endpoint and supervises the worker processes."""
 
     def __init__(self, config: Config, listeners: Listeners, *, worker: bool = False,
                  children: list[int] | None = None) -> None:
@@ -172,25 +176,24 @@ class Server:
                 server = await loop.create_server(self._lmtp_factory, sock=sock)
             self.servers.append(server)
             self.endpoints.append(label)
+        await self._start_pop3()
         if not self.worker:
             self.socket_path = self.listeners.socket_path
-            await self._start_pop3()
             metrics_endpoint = metrics.start(self.config)
             if metrics_endpoint:
                 self.endpoints.append(metrics_endpoint)
             if self.children:
-                self.endpoints.append(f"lmtp-processes={len(self.children) + 1}")
+                self.endpoints.append(f"processes={len(self.children) + 1}")
         # Sockets are bound (ports below 1024 need root); from here on run unprivileged.
         drop_privileges(self.config)
         if not self.servers:
             raise ServeError("nothing to serve: lmtp.socket, lmtp.listen and pop3 are all off")
 
     async def _start_pop3(self) -> None:
-        try:
-            from lmtpd.pop3 import server as pop3_server
-        except ImportError:  # POP3 not built into this installation
-            return
-        servers, endpoints, closer = await pop3_server.start(self.config, self.workers)
+        from lmtpd.pop3 import server as pop3_server
+
+        servers, endpoints, closer = await pop3_server.start(
+            self.config, self.workers, self.listeners.pop3, self.listeners.pop3_limits)
         self.servers.extend(servers)
         self.endpoints.extend(endpoints)
         self.extra_closers.append(closer)
@@ -277,7 +280,7 @@ class Server:
                 if done:
                     self.children.remove(pid)
                     metrics.process_exited(pid)
-                    log.error("LMTP worker process %d ended unexpectedly (status %d)", pid,
+                    log.error("worker process %d ended unexpectedly (status %d)", pid,
                               status)
 
     async def _reap_children(self, timeout: float) -> None:
@@ -289,19 +292,19 @@ class Server:
                     self.children.remove(pid)
                     metrics.process_exited(pid)
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("shutdown: killing LMTP workers %s", self.children)
+                log.warning("shutdown: killing worker processes %s", self.children)
                 self._signal_children(signal.SIGKILL)
                 deadline += 5
             await asyncio.sleep(0.05)
 
 
 def process_count(config: Config) -> int:
-    return config.lmtp.processes or os.cpu_count() or 1
+    return config.processes or os.cpu_count() or 1
 
 
 def serve(config: Config) -> None:
-    listeners = bind_lmtp(config)
-    count = process_count(config)
+    listeners = bind_listeners(config)
+    count = listeners.processes
     if count > 1 and config.metrics.listen:
         # Cleared at every start; beside the store so it needs no directory of its own.
         shared = config.store.root / "metrics"
@@ -331,7 +334,7 @@ def serve(config: Config) -> None:
 
 
 def _worker_main(config: Config, listeners: Listeners) -> None:
-    """An LMTP worker process: serve until SIGTERM (or the main process's death)."""
+    """A worker process: serve until SIGTERM (or the main process's death)."""
     code = 0
     try:
         _die_with_parent()
@@ -342,7 +345,7 @@ def _worker_main(config: Config, listeners: Listeners) -> None:
 
         asyncio.run(main())
     except BaseException:
-        log.exception("LMTP worker process failed")
+        log.exception("worker process failed")
         code = 1
     finally:
         logging.shutdown()

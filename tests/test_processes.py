@@ -1,4 +1,4 @@
-"""`lmtp.processes = 2`: a worker process accepts on the same LMTP socket; every message is
+"""`processes = 2`: a worker process accepts on the same LMTP socket; every message is
 stored once, SIGHUP reaches every process, SIGTERM stops them all, metrics add up."""
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ def children_of(pid: int) -> list[int]:
 
 def test_two_processes_share_the_socket(lmtpd_factory) -> None:
     port = free_port()
-    lmtpd: Lmtpd = lmtpd_factory({"lmtp": {"processes": 2},
+    lmtpd: Lmtpd = lmtpd_factory({"processes": 2,
                                   "metrics": {"listen": f"127.0.0.1:{port}"}})
     lmtpd.add_mailbox("alice@example.org")
     lmtpd.start()
     assert lmtpd.process is not None
     main_pid = lmtpd.process.pid
     [worker] = children_of(main_pid)
-    assert "lmtp-processes=2" in lmtpd.log()
+    assert "processes=2" in lmtpd.log()
 
     errors: list[str] = []
 

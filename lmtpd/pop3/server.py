@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,8 +21,10 @@ from typing import Any, NamedTuple
 from lmtpd import auth, metrics
 from lmtpd.config import Config, Pop3Config, parse_listen
 from lmtpd.pop3 import protocol
+from lmtpd.pop3.limits import ConnectionLimits
 from lmtpd.pop3.protocol import LoginFailure
 from lmtpd.pop3.throttle import (
+    IndexRecords,
     IPAddress,
     LoginThrottle,
     is_trusted,
@@ -122,12 +124,12 @@ def _endpoint(scheme: str, server: asyncio.Server) -> list[str]:
 class Pop3Server:
     """Shared state of all POP3 connections: limits, mailbox locks, login throttle."""
 
-    def __init__(self, workers: Workers) -> None:
+    def __init__(self, workers: Workers, limits: ConnectionLimits | None = None) -> None:
         self.workers = workers
-        self.throttle = LoginThrottle()
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self.throttle = LoginThrottle(store=IndexRecords(lambda: workers.store.index))
         self.tls = TlsContexts()
         self.locks: dict[int, Session] = {}
-        self.per_ip: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
@@ -142,8 +144,7 @@ class Pop3Server:
         peer = writer.get_extra_info("peername")
         address = normalize_ip(peer[0] if isinstance(peer, tuple) else None)
         ip = str(address) if address else "unknown"
-        if len(self.tasks) >= pop3.max_connections or self.per_ip[ip] >= \
-                pop3.max_connections_per_ip:
+        if not self.limits.acquire(ip, pop3.max_connections, pop3.max_connections_per_ip):
             log.warning("pop3: connection from %s refused: too many connections", ip)
             if not implicit_tls:
                 writer.write(protocol.err("[SYS/TEMP] Too many connections, try again later."))
@@ -152,7 +153,6 @@ class Pop3Server:
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
-        self.per_ip[ip] += 1
         session = Session(self, reader, writer, address, ip, task)
         self.sessions.add(session)
         try:
@@ -166,9 +166,7 @@ class Pop3Server:
         finally:
             session.release()
             self.tasks.discard(task)
-            self.per_ip[ip] -= 1
-            if self.per_ip[ip] <= 0:
-                del self.per_ip[ip]
+            self.limits.release(ip)
             writer.close()
 
     async def close(self) -> None:
@@ -203,6 +201,7 @@ class Session:
         self.mailbox: MailboxRow | None = None
         self.rows: list[Entry] = []
         self.retrieved = 0
+        self._lock_fd: int | None = None
         self.deleted = 0
 
     @property
@@ -257,6 +256,9 @@ class Session:
     def release(self) -> None:
         if self.mailbox is not None and self.server.locks.get(self.mailbox.id) is self:
             del self.server.locks[self.mailbox.id]
+            if self._lock_fd is not None:
+                maildir.unlock_mailbox(self._lock_fd)
+                self._lock_fd = None
             metrics.pop3_session_closed()
             log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", self.mailbox.address,
                      self.ip, self.retrieved, self.deleted)
@@ -303,7 +305,7 @@ class Session:
         keys = LoginThrottle.keys(self.address, event.username,
                                   trusted=is_trusted(self.address, pop3.trusted_networks))
         throttle = self.server.throttle
-        if throttle.locked(keys):
+        if await self.workers.db(throttle.locked, keys):
             metrics.pop3_login_failed("locked-out")
             log.warning("pop3: login refused user=%s ip=%s reason=locked-out", user, self.ip)
             await asyncio.sleep(pop3.login_failure_delay)
@@ -316,8 +318,8 @@ class Session:
                 log.error("pop3: login user=%s ip=%s: index error: %s", user, self.ip, error)
                 return conn.login_failed(LoginFailure.TEMPORARY)
         if mailbox is None:
-            if throttle.failure(keys, max_failures=pop3.max_login_failures,
-                                lockout=pop3.lockout):
+            if await self.workers.db(throttle.failure, keys,
+                                     max_failures=pop3.max_login_failures, lockout=pop3.lockout):
                 log.warning("pop3: locking out user=%s ip=%s for %ss", user, self.ip,
                             pop3.lockout)
             metrics.pop3_login_failed("password")
@@ -326,12 +328,20 @@ class Session:
             # Sleeping here delays only this client; other sessions go on.
             await asyncio.sleep(pop3.login_failure_delay)
             return conn.login_failed(LoginFailure.INVALID)
-        throttle.success(keys)
+        await self.workers.db(throttle.success, keys)
         if mailbox.id in self.server.locks:
             log.info("pop3: login refused user=%s ip=%s reason=in-use", mailbox.address, self.ip)
             return conn.login_failed(LoginFailure.IN_USE)
-        # Take the lock before the first await so two logins cannot both get it.
+        # Take this process's lock before the first await so two logins cannot both get it,
+        # then the lock file that the other server processes respect.
         self.server.locks[mailbox.id] = self
+        lock_fd = await self.workers.io(maildir.lock_mailbox,
+                                        self.store.mailbox_dir(mailbox.address))
+        if lock_fd is None:
+            del self.server.locks[mailbox.id]
+            log.info("pop3: login refused user=%s ip=%s reason=in-use", mailbox.address, self.ip)
+            return conn.login_failed(LoginFailure.IN_USE)
+        self._lock_fd = lock_fd
         metrics.pop3_session_opened()  # release() closes it with the lock
         self.mailbox = mailbox
         try:
@@ -468,13 +478,31 @@ class Session:
         return len(targets) - len(failed), len(failed)
 
 
-async def start(config: Config, workers: Workers) -> Listeners:
-    """Open the `pop3.listen` (plain, with STLS) and `pop3.tls_listen` (implicit TLS)
-    listeners. Returns the servers, their endpoints, and a closer that ends all sessions."""
+def bind(config: Config) -> list[tuple[socket.socket, bool, str]]:
+    """Bind the `pop3.listen` (plain, with STLS) and `pop3.tls_listen` (implicit TLS) sockets,
+    before the server forks its processes: (socket, implicit TLS?, scheme) each."""
+    pop3 = config.pop3
+    bound = []
+    for listen, implicit, scheme in [(x, False, "pop3") for x in pop3.listen] + \
+            [(x, True, "pop3s") for x in pop3.tls_listen]:
+        host, port = parse_listen(listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+        sock.setblocking(False)
+        bound.append((sock, implicit, scheme))
+    return bound
+
+
+async def start(config: Config, workers: Workers,
+                sockets: list[tuple[socket.socket, bool, str]],
+                limits: ConnectionLimits | None = None) -> Listeners:
+    """Serve POP3 on sockets bound by `bind`, counting connections in `limits` (shared by
+    every server process). Returns the servers, their endpoints, and a closer that ends all
+    sessions."""
     from lmtpd.server import ServeError
 
     pop3 = config.pop3
-    server = Pop3Server(workers)
+    server = Pop3Server(workers, limits)
     if pop3.tls_listen and not pop3.tls_enabled:
         raise ServeError("pop3.tls_listen needs pop3.tls_cert and pop3.tls_key")
     if pop3.tls_enabled:
@@ -487,15 +515,13 @@ async def start(config: Config, workers: Workers) -> Listeners:
             raise ServeError(f"pop3: cannot load the TLS certificate and key: {error}") from None
     servers: list[asyncio.Server] = []
     endpoints: list[str] = []
-    for listen, implicit, scheme in [(x, False, "pop3") for x in pop3.listen] + \
-            [(x, True, "pop3s") for x in pop3.tls_listen]:
-        host, port = parse_listen(listen)
+    for sock, implicit, scheme in sockets:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          implicit_tls: bool = implicit) -> None:
             await server.accept(reader, writer, implicit_tls=implicit_tls)
 
-        listener = await asyncio.start_server(handle, host or None, port, limit=READ_SIZE * 4)
+        listener = await asyncio.start_server(handle, sock=sock, limit=READ_SIZE * 4)
         servers.append(listener)
         endpoints.extend(_endpoint(scheme, listener))
     return servers, endpoints, server.close

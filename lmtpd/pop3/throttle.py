@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 log = logging.getLogger("lmtpd.pop3")
 
@@ -72,21 +73,84 @@ def plaintext_auth_allowed(
 
 
 @dataclass
-class _Record:
+class Record:
     failures: int = 0
     last_failure: float = 0.0
     locked_until: float = 0.0
 
 
-class LoginThrottle:
-    """Failure counters and lockouts, held in memory (a restart forgets them, as Dovecot's
-    auth penalty does). The table is bounded: the oldest entries go first."""
+class RecordStore(Protocol):
+    """Where the counters live: this process's memory, or the index (shared by every process
+    when LMTP and POP3 run in several)."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = 100_000) -> None:
-        self._clock = clock
+    def load(self, keys: list[str]) -> dict[str, Record]: ...
+
+    def save(self, records: dict[str, Record]) -> None: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class MemoryRecords:
+    """Bounded: the oldest entries go first."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
         self._max_entries = max_entries
-        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._records: OrderedDict[str, Record] = OrderedDict()
+
+    def load(self, keys: list[str]) -> dict[str, Record]:
+        return {k: self._records[k] for k in keys if k in self._records}
+
+    def save(self, records: dict[str, Record]) -> None:
+        for key, record in records.items():
+            self._records.pop(key, None)
+            self._records[key] = record
+        while len(self._records) > self._max_entries:
+            self._records.popitem(last=False)
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._records.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class IndexRecords:
+    """The counters in the index: every server process sees every failure."""
+
+    # Failures older than this are dropped from the table (lockouts last far less).
+    KEEP = 86400.0
+
+    def __init__(self, index: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
+        self._index = index
+        self._clock = clock
+
+    def load(self, keys: list[str]) -> dict[str, Record]:
+        return {k: Record(*v) for k, v in self._index().throttle_load(keys).items()}
+
+    def save(self, records: dict[str, Record]) -> None:
+        self._index().throttle_save(
+            {k: (r.failures, r.last_failure, r.locked_until) for k, r in records.items()},
+            self._clock() - self.KEEP,
+        )
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            self._index().throttle_delete(keys)
+
+    def __len__(self) -> int:
+        return 0
+
+
+class LoginThrottle:
+    """Failure counters and lockouts. With the default memory store a restart forgets them,
+    as Dovecot's auth penalty does; with the index as store every process shares them.
+    Not thread-safe: the server calls it from the index thread only."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time,
+                 max_entries: int = 100_000, store: RecordStore | None = None) -> None:
+        self._clock = clock
+        self._store: RecordStore = store if store is not None else MemoryRecords(max_entries)
 
     @staticmethod
     def keys(address: IPAddress | None, user: str, *, trusted: bool) -> list[str]:
@@ -99,38 +163,33 @@ class LoginThrottle:
 
     def locked(self, keys: Iterable[str]) -> bool:
         now = self._clock()
-        return any(
-            (record := self._records.get(key)) is not None and record.locked_until > now
-            for key in keys
-        )
+        return any(r.locked_until > now for r in self._store.load(list(keys)).values())
 
     def failure(self, keys: Iterable[str], *, max_failures: int, lockout: float) -> bool:
         """Count a failed login; True when it starts a lockout."""
         now = self._clock()
+        keys = list(keys)
+        records = self._store.load(keys)
         started = False
         for key in keys:
-            record = self._records.pop(key, None) or _Record()
+            record = records.setdefault(key, Record())
             if record.locked_until > now:
-                pass  # already locked: do not extend it
-            else:
-                if now - record.last_failure > lockout:
-                    record.failures = 0  # old failures are forgiven
-                record.failures += 1
-                record.last_failure = now
-                if record.failures >= max_failures:
-                    record.failures = 0
-                    record.locked_until = now + lockout
-                    started = True
-            self._records[key] = record
-        while len(self._records) > self._max_entries:
-            self._records.popitem(last=False)
+                continue  # already locked: do not extend it
+            if now - record.last_failure > lockout:
+                record.failures = 0  # old failures are forgiven
+            record.failures += 1
+            record.last_failure = now
+            if record.failures >= max_failures:
+                record.failures = 0
+                record.locked_until = now + lockout
+                started = True
+        self._store.save(records)
         return started
 
     def success(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            record = self._records.get(key)
-            if record is not None and record.locked_until <= self._clock():
-                del self._records[key]
+        now = self._clock()
+        records = self._store.load(list(keys))
+        self._store.delete([k for k, r in records.items() if r.locked_until <= now])
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._store)  # type: ignore[arg-type]

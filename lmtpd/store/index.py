@@ -130,7 +130,7 @@ class Index:
     def _create_schema(self) -> None:
         db = self.db
         existing = set(db.table_names())
-        if {"meta", "mailboxes", "messages", "deliveries"} <= existing:
+        if {"meta", "mailboxes", "messages", "deliveries", "login_throttle"} <= existing:
             return
         with self.transaction():
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
@@ -183,6 +183,11 @@ class Index:
             )
             db["deliveries"].create_index(["message_id"], if_not_exists=True)
             db["deliveries"].create_index(["at"], if_not_exists=True)
+            # POP3 failed-login counters, shared by every server process.
+            db["login_throttle"].create(
+                {"key": str, "failures": int, "last_failure": float, "locked_until": float},
+                pk="key", if_not_exists=True,
+            )
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     # -- domains and mailboxes -------------------------------------------------------------
@@ -330,6 +335,36 @@ class Index:
                 " ON CONFLICT DO UPDATE SET delivered = excluded.delivered",
                 (mailbox_id, key, time.time()),
             )
+
+    # -- POP3 login throttle ---------------------------------------------------------------
+
+    def throttle_load(self, keys: list[str]) -> dict[str, tuple[int, float, float]]:
+        marks = ",".join("?" * len(keys))
+        rows = self.conn.execute(
+            f"SELECT key, failures, last_failure, locked_until FROM login_throttle"
+            f" WHERE key IN ({marks})", keys,
+        )
+        return {key: (failures, last, until) for key, failures, last, until in rows}
+
+    def throttle_save(self, records: dict[str, tuple[int, float, float]],
+                      forget_before: float) -> None:
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO login_throttle (key, failures, last_failure, locked_until)"
+                " VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET failures = excluded.failures,"
+                " last_failure = excluded.last_failure, locked_until = excluded.locked_until",
+                [(key, *values) for key, values in records.items()],
+            )
+            # Entries nobody failed with lately and that are not locked are of no use.
+            self.conn.execute(
+                "DELETE FROM login_throttle WHERE last_failure < ? AND locked_until < ?",
+                (forget_before, forget_before),
+            )
+
+    def throttle_delete(self, keys: list[str]) -> None:
+        with self.transaction():
+            self.conn.executemany("DELETE FROM login_throttle WHERE key = ?",
+                                  [(k,) for k in keys])
 
     # -- delivery log ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import itertools
 import os
@@ -406,6 +407,29 @@ def message_path(mailbox: Path, folder: str, subdir: str, filename: str) -> Path
 
 def open_message(path: Path) -> BinaryIO:
     return open(path, "rb")
+
+
+POP3_LOCK = "lmtpd-pop3.lock"
+
+
+def lock_mailbox(mailbox: Path) -> int | None:
+    """An exclusive, non-blocking lock on a mailbox for one POP3 session, across every
+    process: a descriptor to pass to `unlock_mailbox`, or None when another session holds it.
+    The kernel drops the lock if the process dies, so a crash never leaves a mailbox locked."""
+    fd = os.open(mailbox / POP3_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unlock_mailbox(fd: int) -> None:
+    os.close(fd)
 
 
 def read_chunks(path: Path, chunk_size: int = _COPY_CHUNK) -> Iterator[bytes]:
