@@ -167,6 +167,12 @@ class LmtpSession(LMTP):
     """aiosmtpd's LMTP with replies that always carry enhanced status codes and a DATA
     phase that answers once per recipient on every path."""
 
+    # aiosmtpd gives the connection's StreamReader this limit, and asyncio pauses reading
+    # the socket whenever more than twice the limit is buffered: at 1001 octets a 100 KB
+    # body costs dozens of pause/resume round trips. Line lengths are still enforced: by
+    # DataReader (LINE_LIMIT) in DATA, and by aiosmtpd's command size limit for commands.
+    line_length_limit = 64 * 1024
+
     def __init__(self, handler: LmtpHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._lhlo_in_progress = False
