@@ -88,6 +88,24 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def tcp_listener(listen: str, backlog: int = 1024) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket for `host:port`. Created with the TCP
+    protocol number so that asyncio sets TCP_NODELAY on the connections it accepts (it checks
+    `sock.proto`); with Nagle on, a short reply after a long one waits for a delayed ACK."""
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _check_listen(values: list[str]) -> list[str]:
     for value in values:
         parse_listen(value)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from lmtpd import config as config_module
 from lmtpd import metrics
-from lmtpd.config import Config, ConfigError, parse_listen
+from lmtpd.config import Config, ConfigError, tcp_listener
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
 from lmtpd.pop3.limits import ConnectionLimits
@@ -94,10 +94,7 @@ def bind_listeners(config: Config) -> Listeners:
         listeners.sockets.append((sock, True, f"lmtp=unix:{path.resolve()}"))
         listeners.socket_path = path
     for listen in lmtp.listen:
-        host, port = parse_listen(listen)
-        sock = socket.create_server((host or "", port), backlog=1024,
-                                    family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        listeners.sockets.append((sock, False, f"lmtp=inet:{listen}"))
+        listeners.sockets.append((tcp_listener(listen), False, f"lmtp=inet:{listen}"))
     for sock, _, _ in listeners.sockets:
         sock.setblocking(False)
     listeners.pop3 = pop3_server.bind(config)

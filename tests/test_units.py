@@ -184,3 +184,32 @@ def test_unsafe_folder_names_refused(folder: str) -> None:
 def test_folder_names_map_to_maildirplusplus() -> None:
     assert maildir.folder_dirname("Lists/python") == ".Lists.python"
     assert maildir.folder_name(".Lists.python") == "Lists/python"
+
+
+def test_tcp_listener_connections_get_nodelay() -> None:
+    """asyncio turns Nagle off only on sockets created with the TCP protocol number; with Nagle
+    on, each short POP3/LMTP reply after a long one waits for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from lmtpd.config import tcp_listener
+    from tests.conftest import free_port
+
+    async def main() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        port = free_port()
+        listener = tcp_listener(f"127.0.0.1:{port}")
+        server = await asyncio.start_server(handle, sock=listener)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        value = await asyncio.wait_for(seen, 5)
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(main()) != 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lmtpd import auth, metrics
-from lmtpd.config import Config, Pop3Config, parse_listen
+from lmtpd.config import Config, Pop3Config, tcp_listener
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.limits import ConnectionLimits
 from lmtpd.pop3.protocol import LoginFailure
@@ -485,11 +485,7 @@ def bind(config: Config) -> list[tuple[socket.socket, bool, str]]:
     bound = []
     for listen, implicit, scheme in [(x, False, "pop3") for x in pop3.listen] + \
             [(x, True, "pop3s") for x in pop3.tls_listen]:
-        host, port = parse_listen(listen)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=1024)
-        sock.setblocking(False)
-        bound.append((sock, implicit, scheme))
+        bound.append((tcp_listener(listen), implicit, scheme))
     return bound
 
 
