@@ -7,6 +7,7 @@ Nothing outside the temporary directory is touched; the system Dovecot (if any) 
 from __future__ import annotations
 
 import os
+import platform
 import pwd
 import shutil
 import signal
@@ -184,7 +185,7 @@ class Dovecot:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 raise RuntimeError(f"dovecot exited {self.process.returncode}: {err}"
                                    f"\n{self.log_tail()}")
-            if _connectable_unix(self.socket_path) and _connectable_tcp(self.pop3_port):
+            if connectable_unix(self.socket_path) and connectable_tcp(self.pop3_port):
                 return
             time.sleep(0.05)
         self.stop()
@@ -231,7 +232,7 @@ class Dovecot:
         self.stop()
 
 
-def _connectable_unix(path: Path) -> bool:
+def connectable_unix(path: Path) -> bool:
     if not path.exists():
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -242,10 +243,39 @@ def _connectable_unix(path: Path) -> bool:
     return True
 
 
-def _connectable_tcp(port: int) -> bool:
+def connectable_tcp(port: int) -> bool:
     with socket.socket() as sock:
         try:
             sock.connect(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def machine() -> str:
+    """The machine a benchmark ran on, for the figures' caption."""
+    def sh(cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return "?"
+    mem = sh("free -h | awk '/^Mem:/ {print $2}'")
+    return (f"nproc {os.cpu_count()}, RAM {mem}, kernel {platform.release()}, "
+            f"Python {platform.python_version()}, Dovecot {version()}")
+
+
+def parse_ints(text: str) -> list[int]:
+    """`"1,4,16"` -> [1, 4, 16] (command-line lists)."""
+    return [int(x) for x in text.split(",") if x]
+
+
+def parse_sizes(text: str) -> list[int]:
+    """`"2k,100k"` -> [2048, 102400] (command-line body sizes)."""
+    result = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part:
+            factor = 1024 if part.endswith("k") else 1
+            result.append(int(part.rstrip("k")) * factor)
+    return result

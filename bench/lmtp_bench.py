@@ -18,9 +18,7 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,7 @@ REPO = HERE.parent
 # The bench runs the lmtpd of this checkout, however (or whether) the package is installed.
 sys.path[:0] = [str(HERE), str(REPO)]
 import dovecot as dovecot_mod  # noqa: E402 (needs the path above)
+from dovecot import machine, parse_ints, parse_sizes  # noqa: E402
 
 LMTPD = [sys.executable, "-m", "lmtpd"]
 DOMAIN = "example.org"
@@ -114,7 +113,7 @@ class Lmtpd:
             if self.process.poll() is not None:
                 raise RuntimeError(f"lmtpd exited {self.process.returncode}: "
                                    + (self.root / "lmtpd.log").read_text(errors="replace"))
-            if _connectable(self.socket_path):
+            if dovecot_mod.connectable_unix(self.socket_path):
                 return
             time.sleep(0.05)
         raise RuntimeError("lmtpd did not become ready")
@@ -158,15 +157,6 @@ class DovecotTarget:
         self.dc.stop()
 
 
-def _connectable(path: Path) -> bool:
-    if not path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def count_messages(target: Target, addresses: Sequence[str]) -> int:
@@ -622,29 +612,10 @@ def render(results: dict, compare: bool) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    def sh(cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except OSError:
-            return "?"
-    mem = sh("free -h | awk '/^Mem:/ {print $2}'")
-    return (f"nproc {os.cpu_count()}, RAM {mem}, kernel {platform.release()}, "
-            f"Python {platform.python_version()}, Dovecot {dovecot_mod.version()}")
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
 
 
-def _sizes(text: str) -> list[int]:
-    result = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        factor = 1024 if part.endswith("k") else 1
-        result.append(int(part.rstrip("k")) * factor)
-    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -668,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.compare and not dovecot_mod.available():
         parser.error("--compare needs dovecot-core and dovecot-lmtpd installed")
-    options = Options(_ints(args.concurrency), _sizes(args.sizes), _ints(args.rcpts),
+    options = Options(parse_ints(args.concurrency), parse_sizes(args.sizes), parse_ints(args.rcpts),
                       args.messages, args.latency_messages, args.growth, args.growth_chunk,
                       args.memory_mb, args.compare, not args.no_smtp_source)
     print(machine())

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import queue
 import socket
 import statistics
@@ -39,6 +38,7 @@ REPO = HERE.parent
 # The bench runs the lmtpd of this checkout, however (or whether) the package is installed.
 sys.path[:0] = [str(HERE), str(REPO)]
 import dovecot as dovecot_mod  # noqa: E402 (needs the path above)
+from dovecot import machine, parse_ints, parse_sizes  # noqa: E402
 
 from lmtpd import auth  # noqa: E402
 from lmtpd import config as config_module  # noqa: E402
@@ -142,7 +142,7 @@ class Lmtpd:
             if self.process.poll() is not None:
                 raise RuntimeError(f"lmtpd exited {self.process.returncode}: "
                                    + (self.root / "lmtpd.log").read_text(errors="replace"))
-            if _connectable(self.port):
+            if dovecot_mod.connectable_tcp(self.port):
                 return
             time.sleep(0.05)
         raise RuntimeError("lmtpd did not become ready")
@@ -220,13 +220,6 @@ class DovecotPop3:
         self.dc.stop()
 
 
-def _connectable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.connect(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 # -- filling both stores ----------------------------------------------------------------------
@@ -590,25 +583,10 @@ def render(results: dict, compare: bool) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    def sh(cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except OSError:
-            return "?"
-    mem = sh("free -h | awk '/^Mem:/ {print $2}'")
-    return (f"nproc {os.cpu_count()}, RAM {mem}, kernel {platform.release()}, "
-            f"Python {platform.python_version()}, Dovecot {dovecot_mod.version()}")
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
 
 
-def _sizes(text: str) -> list[int]:
-    return [int(p.strip().lower().rstrip("k")) * (1024 if p.strip().lower().endswith("k") else 1)
-            for p in text.split(",") if p.strip()]
 
 
 def pop3_available() -> bool:
@@ -640,7 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_dovecot = not args.no_dovecot and pop3_available()
     if not args.no_dovecot and not args.smoke and not use_dovecot:
         parser.error("needs dovecot-core and dovecot-pop3d installed (or --no-dovecot)")
-    options = Options(args.mailboxes, args.messages, _sizes(args.sizes), _ints(args.concurrency),
+    options = Options(args.mailboxes, args.messages, parse_sizes(args.sizes),
+                      parse_ints(args.concurrency),
                       args.large, args.rounds, args.listing_rounds, use_dovecot,
                       args.dovecot_scheme)
     print(machine())
