@@ -180,11 +180,12 @@ class Deliverer:
 
     def _check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
         """On the index thread: resolution and the quota check in one hop."""
-        resolution = self.store.resolve(address)
-        over_quota = False
-        if resolution.verdict is Verdict.OK:
-            rows = self._rows(resolution)
-            over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
+        with self.store.index.snapshot():
+            resolution = self.store.resolve(address)
+            over_quota = False
+            if resolution.verdict is Verdict.OK:
+                rows = self._rows(resolution)
+                over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
         return check_recipient(resolution, over_quota), resolution
 
     def _rows(self, resolution: Resolution) -> list[MailboxRow]:
@@ -273,16 +274,17 @@ class Deliverer:
         window = self.config.lmtp.duplicate_window
         since = time.time() - window
         index = self.store.index
-        return [
-            Target(
-                row,
-                over_quota=self.store.over_quota(row, size),
-                duplicate=bool(window and message_id
-                               and index.is_duplicate(row.id, message_id, since)),
-                script=index.get_sieve_script(row.id),
-            )
-            for row in self._rows(resolution) if row.enabled
-        ]
+        with index.snapshot():
+            return [
+                Target(
+                    row,
+                    over_quota=self.store.over_quota(row, size),
+                    duplicate=bool(window and message_id
+                                   and index.is_duplicate(row.id, message_id, since)),
+                    script=index.get_sieve_script(row.id),
+                )
+                for row in self._rows(resolution) if row.enabled
+            ]
 
     async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, target: Target,
                                   meta: MessageMeta, record: Outcome) -> Reply:
