@@ -119,7 +119,15 @@ class Lmtpd:
         raise RuntimeError("lmtpd did not become ready")
 
     def server_pids(self) -> list[int]:
-        return [self.process.pid] if self.process else []
+        """The main process and its workers (`processes`): a message may go to any of them."""
+        if not self.process:
+            return []
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [pid, *(int(c) for c in children)]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

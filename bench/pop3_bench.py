@@ -116,12 +116,19 @@ def listing_round(port: int, expected: int) -> float:
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    values = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
+    """VmRSS and VmHWM summed over the server's main process and its workers (`processes`):
+    the RETR may be served by any of them."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    values = {"VmRSS": 0, "VmHWM": 0}
+    for one in [pid, *(int(c) for c in children)]:
+        with open(f"/proc/{one}/status") as status:
+            for line in status:
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] += int(rest.split()[0])
     return values
 
 
