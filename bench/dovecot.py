@@ -13,8 +13,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -279,3 +280,27 @@ def parse_sizes(text: str) -> list[int]:
             factor = 1024 if part.endswith("k") else 1
             result.append(int(part.rstrip("k")) * factor)
     return result
+
+
+def start_lmtpd(config_path: Path, log_path: Path, ready: Callable[[], bool],
+                timeout: float = 30.0) -> subprocess.Popen[bytes]:
+    """`python -m lmtpd serve` from this checkout (PYTHONPATH, so an unusual venv state does
+    not matter), its stderr appended to `log_path`; returns once `ready()` holds."""
+    repo = Path(__file__).resolve().parent.parent
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lmtpd", "--config", str(config_path), "serve"],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                [str(repo), *filter(None, [os.environ.get("PYTHONPATH")])])},
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"lmtpd exited {process.returncode}: "
+                               + log_path.read_text(errors="replace"))
+        if ready():
+            return process
+        time.sleep(0.05)
+    process.terminate()
+    raise RuntimeError("lmtpd did not become ready")

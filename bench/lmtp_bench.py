@@ -36,7 +36,6 @@ sys.path[:0] = [str(HERE), str(REPO)]
 import dovecot as dovecot_mod  # noqa: E402 (needs the path above)
 from dovecot import machine, parse_ints, parse_sizes  # noqa: E402
 
-LMTPD = [sys.executable, "-m", "lmtpd"]
 DOMAIN = "example.org"
 SENDER = f"sender@{DOMAIN}"
 LINE = b"X" * 76
@@ -82,7 +81,6 @@ class Lmtpd:
             '[log]\nlevel = "warning"\n'
         )
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = open(root / "lmtpd.log", "wb")  # noqa: SIM115 (closed in stop)
 
     def add_users(self, addresses: Sequence[str]) -> None:
         # In-process rather than one CLI call per mailbox: hundreds of mailboxes, no passwords
@@ -102,21 +100,9 @@ class Lmtpd:
         return self.store_root / "mail" / domain / local
 
     def start(self, timeout: float = 30.0) -> None:
-        self.process = subprocess.Popen(
-            [*LMTPD, "--config", str(self.config_path), "serve"],
-            stdout=subprocess.DEVNULL, stderr=self._log,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])},
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lmtpd exited {self.process.returncode}: "
-                                   + (self.root / "lmtpd.log").read_text(errors="replace"))
-            if dovecot_mod.connectable_unix(self.socket_path):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("lmtpd did not become ready")
+        self.process = dovecot_mod.start_lmtpd(
+            self.config_path, self.root / "lmtpd.log",
+            lambda: dovecot_mod.connectable_unix(self.socket_path), timeout)
 
     def server_pids(self) -> list[int]:
         """The main process and its workers (`processes`): a message may go to any of them."""
@@ -138,7 +124,6 @@ class Lmtpd:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        self._log.close()
 
 
 class DovecotTarget:

@@ -46,7 +46,6 @@ from lmtpd.spool import Spool  # noqa: E402
 from lmtpd.store.index import MessageMeta  # noqa: E402
 from lmtpd.store.mailboxes import Store  # noqa: E402
 
-LMTPD = [sys.executable, "-m", "lmtpd"]
 DOMAIN = "example.org"
 PASSWORD = "bench-password"
 LARGE = f"large@{DOMAIN}"
@@ -129,23 +128,9 @@ class Lmtpd:
             self.store = None
 
     def start(self, timeout: float = 30.0) -> None:
-        log = open(self.root / "lmtpd.log", "ab")  # noqa: SIM115 (the child holds it)
-        self.process = subprocess.Popen(
-            [*LMTPD, "--config", str(self.config_path), "serve"],
-            stdout=subprocess.DEVNULL, stderr=log,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])},
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lmtpd exited {self.process.returncode}: "
-                                   + (self.root / "lmtpd.log").read_text(errors="replace"))
-            if dovecot_mod.connectable_tcp(self.port):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("lmtpd did not become ready")
+        self.process = dovecot_mod.start_lmtpd(
+            self.config_path, self.root / "lmtpd.log",
+            lambda: dovecot_mod.connectable_tcp(self.port), timeout)
 
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
