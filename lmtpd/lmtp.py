@@ -46,7 +46,6 @@ class DataReader:
         self.too_big = False
         self.line_too_long = False
         self.spool_error: OSError | None = None
-        self._fragment = False  # the previous piece was part of an over-long line
         self._batch: list[bytes] = []
         self._batch_size = 0
         # feed(): the incomplete last line of what came so far, and whether it starts at the
@@ -123,34 +122,6 @@ class DataReader:
         self.line_too_long = True
         self._batch.clear()
         self._batch_size = 0
-
-    def feed_line(self, line: bytes) -> bool:
-        """A complete line ending in CRLF; True when it was the final dot."""
-        if line == b".\r\n" and not self._fragment:
-            self._flush()
-            return True
-        self._fragment = False
-        self.received += len(line)
-        if self.max_size and self.received > self.max_size and not self.too_big:
-            self.too_big = True
-            self._batch.clear()
-        if self.too_big or self.line_too_long or self.spool_error:
-            return False
-        if line.startswith(b"."):
-            line = line[1:]
-        line = line[:-2] + b"\n"
-        self._batch.append(line)
-        self._batch_size += len(line)
-        if self._batch_size >= 65536:
-            self._flush()
-        return False
-
-    def feed_overlong(self, piece: bytes) -> None:
-        """Part of a line longer than the limit (no CRLF yet)."""
-        self.received += len(piece)
-        self.line_too_long = True
-        self._fragment = True
-        self._batch.clear()
 
     def _flush(self) -> None:
         if self._batch and not (self.spool_error or self.too_big or self.line_too_long):

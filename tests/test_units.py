@@ -114,8 +114,8 @@ def test_reject_reason_stays_on_one_line() -> None:
 def _assemble(lines: list[bytes], max_size: int = 0) -> tuple[DataReader, bytes]:
     spool = Spool(threshold=1 << 20)
     reader = DataReader(spool, max_size)
-    for line in lines:
-        if reader.feed_line(line):
+    for line in lines:  # each line a piece, as the DATA loop may hand them out
+        if reader.feed(line):
             break
     return reader, spool.getvalue()
 
@@ -135,9 +135,9 @@ def test_data_reader_marks_oversize_and_keeps_reading_to_the_dot() -> None:
 def test_data_reader_long_line_fragment_is_not_the_end() -> None:
     spool = Spool(1 << 20)
     reader = DataReader(spool, 0)
-    reader.feed_overlong(b"y" * 2000)
-    assert reader.feed_line(b".\r\n") is False  # the tail of the long line, not the end
-    assert reader.feed_line(b".\r\n") is True
+    assert reader.feed(b"y" * 2000) is False
+    assert reader.feed(b".\r\n") is False  # the tail of the long line, not the end
+    assert reader.feed(b".\r\n") is True
     assert reader.line_too_long
 
 
