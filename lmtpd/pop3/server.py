@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lmtpd import auth, metrics
+from lmtpd import metrics
 from lmtpd.config import Config, Pop3Config, tcp_listener
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.limits import ConnectionLimits
@@ -387,12 +387,10 @@ class Session:
         """The index lookup on the index thread, the argon2 check in the file pool: argon2
         releases the GIL, so logins run on every core and never hold up the index thread."""
         row = await self.workers.db(self.store.login_row, username)
-        ok = await self.workers.io(auth.verify_password, row.password_hash if row else None,
-                                   password)
-        if not ok or row is None or not row.enabled:
+        accepted, new_hash = await self.workers.io(self.store.check_login, row, password)
+        if not accepted or row is None:
             return None
-        if auth.needs_rehash(row.password_hash):
-            new_hash = await self.workers.io(auth.hash_password, password)
+        if new_hash:
             await self.workers.db(self.store.index.set_password, row.address, new_hash)
         return row
 

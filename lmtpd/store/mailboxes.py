@@ -192,15 +192,26 @@ class Store:
         except AddressError:
             return None
 
-    def authenticate(self, address: str, password: str) -> MailboxRow | None:
-        """The mailbox when the password is right and the mailbox enabled; else None.
-        Takes the same time whether or not the user exists."""
-        row = self.login_row(address)
+    @staticmethod
+    def check_login(row: MailboxRow | None, password: str) -> tuple[bool, str | None]:
+        """(accepted, new hash to store or None): the password is right and the mailbox
+        enabled; an old scheme is rehashed to argon2id. CPU only, no index: the servers run
+        it off the index thread. Takes the same time whether or not the user exists."""
         ok = auth.verify_password(row.password_hash if row else None, password)
         if not ok or row is None or not row.enabled:
-            return None
+            return False, None
         if auth.needs_rehash(row.password_hash):
-            self.index.set_password(row.address, auth.hash_password(password))
+            return True, auth.hash_password(password)
+        return True, None
+
+    def authenticate(self, address: str, password: str) -> MailboxRow | None:
+        """The mailbox when the password is right and the mailbox enabled; else None."""
+        row = self.login_row(address)
+        accepted, new_hash = self.check_login(row, password)
+        if not accepted or row is None:
+            return None
+        if new_hash:
+            self.index.set_password(row.address, new_hash)
         return row
 
     def over_quota(self, mailbox: MailboxRow, incoming: int = 0) -> bool:
