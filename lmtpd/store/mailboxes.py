@@ -309,7 +309,7 @@ class Store:
 
     def count_files(self, address: str | None = None) -> int:
         return sum(
-            sum(1 for _ in maildir.scan(self.mailbox_dir(m.address)))
+            maildir.count_messages(self.mailbox_dir(m.address))
             for m in self._targets(address)
         )
 
