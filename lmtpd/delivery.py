@@ -8,6 +8,7 @@ session.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -34,12 +35,17 @@ from lmtpd.sieve import Store as SieveStore
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store import maildir
-from lmtpd.store.index import MailboxRow, MessageMeta
+from lmtpd.store.index import MailboxRow, MessageMeta, NotRecorded
 from lmtpd.store.mailboxes import parse_meta
 from lmtpd.store.worker import Workers
 
 log = logging.getLogger("lmtpd.delivery")
 MAX_LHLO_IN_HEADER = 255
+# How long outcome rows for `lmtpd trace` may wait, so the rows of many deliveries share one
+# index write instead of costing each delivery a trip to the index thread.
+TRACE_DELAY = 0.05
+# One transaction's rows for the trace: LMTP id, Message-ID, sender, rows.
+TraceBatch = tuple[str, str, str, list[dict[str, object]]]
 
 
 def new_transaction_id() -> str:
@@ -50,6 +56,8 @@ def new_transaction_id() -> str:
 class Recipient:
     address: str
     resolution: Resolution
+    # The enabled mailboxes it resolved to at RCPT time, with their Sieve scripts.
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass
@@ -103,12 +111,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Target:
-    """One mailbox a recipient resolved to, with what the index says of it for this message."""
+    """One mailbox a recipient resolved to, with what the index says of it for this message.
+    `checked`: the quota and duplicate checks for this message were made before filtering
+    (`over_quota`, `duplicate`); otherwise they are made when the index row is written."""
 
     mailbox: MailboxRow
-    over_quota: bool
-    duplicate: bool
     script: str | None
+    over_quota: bool = False
+    duplicate: bool = False
+    checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,23 +181,33 @@ class Deliverer:
         self.store = workers.store
         self.config = workers.store.config
         self.sieve = SieveRunner(self.config)
+        self._trace: list[TraceBatch] = []
+        self._trace_timer: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Future[None]] = set()
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self.sieve.reconfigure(config)
 
-    async def check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
-        return await self.workers.db(self._check_rcpt, address)
+    async def check_rcpt(self, address: str) -> tuple[Reply | None, Recipient]:
+        """The RCPT-time verdict (None to accept) and the recipient with its mailboxes."""
+        refusal, resolution, targets = await self.workers.db(self._check_rcpt, address)
+        return refusal, Recipient(address, resolution, targets)
 
-    def _check_rcpt(self, address: str) -> tuple[Reply | None, Resolution]:
-        """On the index thread: resolution and the quota check in one hop."""
-        with self.store.index.snapshot():
+    def _check_rcpt(self, address: str) -> tuple[Reply | None, Resolution, list[Target]]:
+        """On the index thread, in one read transaction: resolution, the quota check, and the
+        Sieve scripts, so a message for a mailbox without one needs no index read at DATA."""
+        index = self.store.index
+        targets: list[Target] = []
+        with index.snapshot():
             resolution = self.store.resolve(address)
             over_quota = False
             if resolution.verdict is Verdict.OK:
                 rows = self._rows(resolution)
                 over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
-        return check_recipient(resolution, over_quota), resolution
+                targets = [Target(row, index.get_sieve_script(row.id))
+                           for row in rows if row.enabled]
+        return check_recipient(resolution, over_quota), resolution, targets
 
     def _rows(self, resolution: Resolution) -> list[MailboxRow]:
         rows = [self.store.index.get_mailbox(m.address) for m in resolution.mailboxes]
@@ -211,13 +232,37 @@ class Deliverer:
                 records.append(record)
                 done[key] = record.reply
             replies.append(done[key])
-        try:
-            await self.workers.db(self.store.index.record_outcomes, tx.id, meta.message_id,
-                                  tx.sender, [r.row() for r in records],
-                                  self.config.lmtp.trace_retention)
-        except Exception as error:  # the trace is a convenience: never fail a delivery on it
-            log.warning("recording outcomes of %s failed: %s", tx.id, error)
+        # The trace is a convenience: its rows are written after the replies go out, those
+        # of the deliveries within TRACE_DELAY together, and a failure to write them never
+        # fails a delivery. drain() writes what is queued.
+        self._trace.append((tx.id, meta.message_id, tx.sender, [r.row() for r in records]))
+        if self._trace_timer is None:
+            self._trace_timer = asyncio.get_running_loop().call_later(
+                TRACE_DELAY, self._flush_trace)
         return replies
+
+    def _flush_trace(self) -> None:
+        self._trace_timer = None
+        batches, self._trace = self._trace, []
+        if batches:
+            pending = asyncio.ensure_future(self._write_trace(batches))
+            self._pending.add(pending)
+            pending.add_done_callback(self._pending.discard)
+
+    async def _write_trace(self, batches: list[TraceBatch]) -> None:
+        try:
+            await self.workers.db(self.store.index.record_outcomes_batches, batches,
+                                  self.config.lmtp.trace_retention)
+        except Exception as error:
+            log.warning("recording %d outcomes failed: %s", len(batches), error)
+
+    async def drain(self) -> None:
+        """Write the trace rows still queued."""
+        if self._trace_timer is not None:
+            self._trace_timer.cancel()
+            self._flush_trace()
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
                            seen_before: set[str]) -> Outcome:
@@ -257,8 +302,12 @@ class Deliverer:
                 m.address in seen_before for m in recipient.resolution.mailboxes
             ):
                 return status.mail_loop(rcpt)
-            targets = await self.workers.db(self._prepare, recipient.resolution, tx.body.size,
-                                            meta.message_id)
+            targets = recipient.targets
+            if self.sieve.before is not None or any(t.script for t in targets):
+                # A filter may act before anything is stored (reject, redirect, vacation), so
+                # a duplicate or over-quota message must be caught before it runs.
+                targets = await self.workers.db(self._prepare, recipient.resolution,
+                                                tx.body.size, meta.message_id)
             if not targets:
                 return status.unknown_user(rcpt)
             replies = [await self._deliver_to_mailbox(tx, rcpt, target, meta, record)
@@ -278,10 +327,11 @@ class Deliverer:
             return [
                 Target(
                     row,
+                    script=index.get_sieve_script(row.id),
                     over_quota=self.store.over_quota(row, size),
                     duplicate=bool(window and message_id
                                    and index.is_duplicate(row.id, message_id, since)),
-                    script=index.get_sieve_script(row.id),
+                    checked=True,
                 )
                 for row in self._rows(resolution) if row.enabled
             ]
@@ -309,7 +359,12 @@ class Deliverer:
                 return reply
         prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
         for action in plan.stores:
-            stored = await self._store(tx, mailbox, meta, action, prefix, remember)
+            stored = await self._store(tx, target, meta, action, prefix, remember)
+            if stored is NotRecorded.DUPLICATE:
+                record.note = "duplicate"
+                return status.duplicate(rcpt)
+            if stored is NotRecorded.OVER_QUOTA:
+                return status.over_quota(rcpt)
             if isinstance(stored, Reply):
                 return stored
             record.copies.append((mailbox.address, action.folder, stored.relpath))
@@ -320,26 +375,44 @@ class Deliverer:
             return status.discarded(rcpt)
         return status.delivered(rcpt)
 
-    async def _store(self, tx: Transaction, mailbox: MailboxRow, meta: MessageMeta,
+    async def _store(self, tx: Transaction, target: Target, meta: MessageMeta,
                      action: StoreAction, prefix: bytes, remember: bool
-                     ) -> Reply | maildir.StoredFile:
-        """The stored file, or the reply that says why it could not be stored."""
+                     ) -> Reply | NotRecorded | maildir.StoredFile:
+        """The stored file, or why it was not stored: the reply, or the check that refused it
+        when the row was written (the file is removed again then)."""
+        mailbox = target.mailbox
+        index = self.store.index
+        window = self.config.lmtp.duplicate_window
+        checks = {} if target.checked else {
+            "duplicate_since": time.time() - window if window else None,
+            "quota": mailbox.quota,
+        }
+        written: list[maildir.StoredFile] = []
+
+        def write() -> maildir.StoredFile:
+            stored = self.store.write_file(mailbox, action.folder, prefix, tx.body,
+                                           action.flags)
+            written.append(stored)
+            return stored
+
+        def record(stored: maildir.StoredFile) -> int | NotRecorded:
+            return index.record_delivery(mailbox.id, stored, meta, remember, **checks)
+
         try:
-            stored = await self.workers.io(
-                self.store.write_file, mailbox, action.folder, prefix, tx.body, action.flags
-            )
-        except OSError as error:
-            log.error("write for %s failed: %s", mailbox.address, error)
-            return status.temporary_failure(f"cannot store message: {error.strerror}")
-        try:
-            await self.workers.db(
-                self.store.index.record_delivery, mailbox.id, stored, meta, remember
-            )
+            recorded = await self.workers.write_then_record(write, record, index)
         except Exception as error:
-            log.error("index row for %s failed: %s", mailbox.address, error)
-            await self.workers.io(self.store.discard_file, mailbox, stored)
-            return status.temporary_failure("cannot update the index")
-        return stored
+            if written:
+                log.error("index row for %s failed: %s", mailbox.address, error)
+                await self.workers.io(self.store.discard_file, mailbox, written[0])
+                return status.temporary_failure("cannot update the index")
+            if isinstance(error, OSError):
+                log.error("write for %s failed: %s", mailbox.address, error)
+                return status.temporary_failure(f"cannot store message: {error.strerror}")
+            raise
+        if isinstance(recorded, NotRecorded):
+            await self.workers.io(self.store.discard_file, mailbox, written[0])
+            return recorded
+        return written[0]
 
     async def _filter(self, tx: Transaction, rcpt: str, mailbox: MailboxRow,
                       script: str | None) -> FilterPlan:

@@ -262,6 +262,7 @@ class LmtpHandler:
         """Wait for deliveries in progress (used on SIGTERM)."""
         if self._deliveries:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
+        await self.deliverer.drain()
 
     async def handle_EHLO(self, server: LmtpSession, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -281,7 +282,7 @@ class LmtpHandler:
         if len(envelope.rcpt_tos) >= self.config.lmtp.max_recipients:
             return str(status.too_many_recipients())
         try:
-            refusal, resolution = await self.deliverer.check_rcpt(address)
+            refusal, recipient = await self.deliverer.check_rcpt(address)
         except Exception:
             log.exception("recipient check for %s failed", address)
             return str(status.temporary_failure())
@@ -292,7 +293,7 @@ class LmtpHandler:
                                 reason=refusal.text))
             return str(refusal)
         envelope.rcpt_tos.append(address)
-        envelope.recipients.append(Recipient(address, resolution))
+        envelope.recipients.append(recipient)
         return str(status.recipient_ok())
 
     async def handle_exception(self, error: Exception) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lmtpd import config as config_module
 from lmtpd import metrics
+from lmtpd.accept import BalancedListener, LoadBoard, accept_balanced
 from lmtpd.config import Config, ConfigError, tcp_listener
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
@@ -77,12 +78,15 @@ class Listeners:
     pop3: list[tuple[socket.socket, bool, str]] = field(default_factory=list)
     pop3_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     processes: int = 1
+    # Open connections per process, so each connection goes to the least busy one.
+    board: LoadBoard = field(default_factory=lambda: LoadBoard(1))
 
 
 def bind_listeners(config: Config) -> Listeners:
     from lmtpd.pop3 import server as pop3_server
 
-    listeners = Listeners(processes=process_count(config))
+    count = process_count(config)
+    listeners = Listeners(processes=count, board=LoadBoard(count))
     lmtp = config.lmtp
     if lmtp.socket:
         path = Path(lmtp.socket)
@@ -140,11 +144,13 @@ class Server:
         self.listeners = listeners
         self.worker = worker
         self.children = children if children is not None else []
+        # Worker processes take board slots 1, 2, ... in the order they were forked.
+        self.child_slots = {pid: slot for slot, pid in enumerate(self.children, start=1)}
         self.store = Store(config)
         self.workers = Workers(self.store)
         self.deliverer = Deliverer(self.workers)
         self.lmtp_handler = LmtpHandler(config, self.deliverer)
-        self.servers: list[asyncio.base_events.Server] = []
+        self.servers: list[BalancedListener] = []
         self.sessions: weakref.WeakSet[LmtpSession] = weakref.WeakSet()
         self.extra_closers: list[Callable[[], Awaitable[None]]] = []
         self.socket_path: Path | None = None
@@ -165,13 +171,8 @@ class Server:
         return session
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sock, is_unix, label in self.listeners.sockets:
-            if is_unix:
-                server = await loop.create_unix_server(self._lmtp_factory, sock=sock)
-            else:
-                server = await loop.create_server(self._lmtp_factory, sock=sock)
-            self.servers.append(server)
+        for sock, _, label in self.listeners.sockets:
+            self.servers.append(accept_balanced(sock, self._lmtp_factory, self.listeners.board))
             self.endpoints.append(label)
         await self._start_pop3()
         if not self.worker:
@@ -190,7 +191,8 @@ class Server:
         from lmtpd.pop3 import server as pop3_server
 
         servers, endpoints, closer = await pop3_server.start(
-            self.config, self.workers, self.listeners.pop3, self.listeners.pop3_limits)
+            self.config, self.workers, self.listeners.pop3, self.listeners.pop3_limits,
+            self.listeners.board)
         self.servers.extend(servers)
         self.endpoints.extend(endpoints)
         self.extra_closers.append(closer)
@@ -276,6 +278,7 @@ class Server:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
                     self.children.remove(pid)
+                    self.listeners.board.retire(self.child_slots[pid])
                     metrics.process_exited(pid)
                     log.error("worker process %d ended unexpectedly (status %d)", pid,
                               status)
@@ -295,11 +298,22 @@ class Server:
             await asyncio.sleep(0.05)
 
 
+def _run(coro):
+    if os.environ.get("LMTPD_UV"):
+        import uvloop
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
+
+
 def process_count(config: Config) -> int:
     return config.processes or os.cpu_count() or 1
 
 
 def serve(config: Config) -> None:
+    import sys
+    if os.environ.get("LMTPD_SWITCH"):
+        sys.setswitchinterval(float(os.environ["LMTPD_SWITCH"]))
     listeners = bind_listeners(config)
     count = listeners.processes
     if count > 1 and config.metrics.listen:
@@ -313,9 +327,10 @@ def serve(config: Config) -> None:
     metrics.prepare()
     children: list[int] = []
     # Fork before any thread or database connection exists in this process.
-    for _ in range(count - 1):
+    for slot in range(1, count):
         pid = os.fork()
         if pid == 0:
+            listeners.board.slot = slot
             _worker_main(config, listeners)
         children.append(pid)
 
@@ -323,7 +338,7 @@ def serve(config: Config) -> None:
         await Server(config, listeners, children=children).run()
 
     try:
-        asyncio.run(main())
+        _run(main())
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -340,7 +355,7 @@ def _worker_main(config: Config, listeners: Listeners) -> None:
         async def main() -> None:
             await Server(config, listeners, worker=True).run()
 
-        asyncio.run(main())
+        _run(main())
     except BaseException:
         log.exception("worker process failed")
         code = 1

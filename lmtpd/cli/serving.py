@@ -92,10 +92,10 @@ def deliver(state: State, sender: str, recipients: tuple[str, ...]) -> None:
             refused: list[tuple[str, Reply]] = []
             replies: list[Reply | None] = []
             for rcpt in recipients:
-                refusal, resolution = await deliverer.check_rcpt(rcpt)
+                refusal, recipient = await deliverer.check_rcpt(rcpt)
                 replies.append(refusal)
                 if refusal is None:
-                    accepted.append(Recipient(rcpt, resolution))
+                    accepted.append(recipient)
                 else:
                     refused.append((rcpt, refusal))
             with Spool.from_bytes(data) as body:
@@ -103,6 +103,7 @@ def deliver(state: State, sender: str, recipients: tuple[str, ...]) -> None:
                                  too_big=len(data) > config.lmtp.max_message_size,
                                  refused=refused)
                 results = iter(await deliverer.deliver(tx))
+            await deliverer.drain()
             return [r if r is not None else next(results) for r in replies]
         finally:
             workers.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lmtpd import metrics
+from lmtpd.accept import BalancedListener, LoadBoard, accept_balanced
 from lmtpd.config import Config, Pop3Config, tcp_listener
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.limits import ConnectionLimits
@@ -44,7 +45,7 @@ CHUNK_SIZE = 256 * 1024
 HANDSHAKE_TIMEOUT = 30.0
 CLOSE_GRACE = 5.0
 
-Listeners = tuple[list[asyncio.Server], list[str], Callable[[], Awaitable[None]]]
+Listeners = tuple[list[BalancedListener], list[str], Callable[[], Awaitable[None]]]
 
 
 class Entry(NamedTuple):
@@ -113,7 +114,7 @@ def _printable(text: str, limit: int = 80) -> str:
     return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
-def _endpoint(scheme: str, server: asyncio.Server) -> list[str]:
+def _endpoint(scheme: str, server: BalancedListener) -> list[str]:
     names = []
     for sock in server.sockets:
         host, port = sock.getsockname()[:2]
@@ -489,7 +490,8 @@ def bind(config: Config) -> list[tuple[socket.socket, bool, str]]:
 
 async def start(config: Config, workers: Workers,
                 sockets: list[tuple[socket.socket, bool, str]],
-                limits: ConnectionLimits | None = None) -> Listeners:
+                limits: ConnectionLimits | None = None,
+                board: LoadBoard | None = None) -> Listeners:
     """Serve POP3 on sockets bound by `bind`, counting connections in `limits` (shared by
     every server process). Returns the servers, their endpoints, and a closer that ends all
     sessions."""
@@ -507,15 +509,21 @@ async def start(config: Config, workers: Workers,
             server.tls.get(pop3)
         except (OSError, ssl.SSLError) as error:
             raise ServeError(f"pop3: cannot load the TLS certificate and key: {error}") from None
-    servers: list[asyncio.Server] = []
+    servers: list[BalancedListener] = []
     endpoints: list[str] = []
+    board = board if board is not None else LoadBoard(1)
     for sock, implicit, scheme in sockets:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          implicit_tls: bool = implicit) -> None:
             await server.accept(reader, writer, implicit_tls=implicit_tls)
 
-        listener = await asyncio.start_server(handle, sock=sock, limit=READ_SIZE * 4)
+        def streams(handle: Callable[..., Awaitable[None]] = handle) -> asyncio.BaseProtocol:
+            # What asyncio.start_server makes for each connection.
+            reader = asyncio.StreamReader(limit=READ_SIZE * 4)
+            return asyncio.StreamReaderProtocol(reader, handle)
+
+        listener = accept_balanced(sock, streams, board)
         servers.append(listener)
         endpoints.extend(_endpoint(scheme, listener))
     return servers, endpoints, server.close

@@ -9,6 +9,9 @@ gives it a thread of its own (see lmtpd.store.worker).
 
 from __future__ import annotations
 
+import enum
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -64,6 +67,13 @@ class MessageRow:
     flags: str
 
 
+class NotRecorded(enum.Enum):
+    """Why record_delivery wrote no row."""
+
+    DUPLICATE = "duplicate"
+    OVER_QUOTA = "over quota"
+
+
 @dataclass(frozen=True)
 class MessageMeta:
     """What the index records of a message besides its file."""
@@ -86,6 +96,15 @@ def _message(row: tuple) -> MessageRow:
     return MessageRow(*row)
 
 
+def _open_writer_lock(path: Path) -> int | None:
+    try:
+        # Read-only is enough for flock(), so a server running as the service user can share
+        # the file with a CLI run as root, whichever created it.
+        return os.open(f"{path}-writer", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+
+
 class Index:
     def __init__(self, path: Path, *, busy_timeout: float = 10.0, durable: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +119,7 @@ class Index:
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys=ON")
         self._in_transaction = False
+        self._writer_lock = _open_writer_lock(path)
         self._create_schema()
 
     @property
@@ -108,6 +128,9 @@ class Index:
 
     def close(self) -> None:
         self.conn.close()
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)
+            self._writer_lock = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -116,16 +139,39 @@ class Index:
         if self._in_transaction:
             yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._in_transaction = True
+        locked = self._lock_writers()
         try:
-            yield
-        except BaseException:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._in_transaction = False
+                self.conn.execute("ROLLBACK")
+                raise
             self._in_transaction = False
-            self.conn.execute("ROLLBACK")
-            raise
-        self._in_transaction = False
-        self.conn.execute("COMMIT")
+            self.conn.execute("COMMIT")
+        finally:
+            if locked:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+
+    def _lock_writers(self) -> bool:
+        """Queue for the write lock on a flock() of `<index>-writer` before BEGIN IMMEDIATE.
+
+        SQLite makes a second writer poll: its busy handler sleeps 1, 2, 5, 10, 15... ms
+        between tries, and with several server processes committing deliveries those sleeps
+        added up to a fifth of a run (measured: 386 waits of median 1.4 ms, up to 20 ms, in
+        a 4-second run at 16 sessions). A blocked flock() wakes as soon as the holder lets
+        go, and the kernel releases it when a holder dies. SQLite's own locking still
+        decides; this only orders the queue, so a writer that cannot open the file goes
+        without."""
+        if self._writer_lock is None:
+            return False
+        try:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+        except OSError:
+            return False
+        return True
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -399,6 +445,14 @@ class Index:
             if retention and cursor is not None and (cursor.lastrowid or 0) % 500 == 0:
                 self.conn.execute("DELETE FROM deliveries WHERE at < ?", (now - retention,))
 
+    def record_outcomes_batches(self, batches: Iterable[tuple[str, str, str,
+                                                              list[dict[str, object]]]],
+                                retention: int) -> None:
+        """record_outcomes for several transactions, in one transaction."""
+        with self.transaction():
+            for lmtp_id, message_id, sender, rows in batches:
+                self.record_outcomes(lmtp_id, message_id, sender, rows, retention)
+
     def trace(self, message_id: str) -> list[dict[str, object]]:
         cursor = self.conn.execute(
             "SELECT at, lmtp_id, message_id, sender, recipient, outcome, stage, code, status,"
@@ -418,10 +472,22 @@ class Index:
     # -- messages --------------------------------------------------------------------------
 
     def record_delivery(self, mailbox_id: int, stored: StoredFile, meta: MessageMeta,
-                        remember_message_id: bool) -> int:
-        """One message row, and the duplicate-suppression mark, in one transaction."""
+                        remember_message_id: bool, *, duplicate_since: float | None = None,
+                        quota: int = 0) -> int | NotRecorded:
+        """One message row, and the duplicate-suppression mark, in one transaction; returns
+        the row's id.
+
+        With `duplicate_since`, a message whose Message-ID this mailbox received since then is
+        not recorded (NotRecorded.DUPLICATE); with a `quota`, neither is one that would take
+        the mailbox past it (NotRecorded.OVER_QUOTA). Checked here, in the transaction that
+        writes the row, two concurrent deliveries cannot both pass."""
         faults.check("index")
         with self.transaction():
+            if (duplicate_since is not None and meta.message_id
+                    and self.is_duplicate(mailbox_id, meta.message_id, duplicate_since)):
+                return NotRecorded.DUPLICATE
+            if quota > 0 and self.usage(mailbox_id)[1] + stored.size > quota:
+                return NotRecorded.OVER_QUOTA
             cursor = self.conn.execute(
                 "INSERT INTO messages (mailbox_id, folder, subdir, filename, uidl, size,"
                 " crlf_size, received, message_id, from_addr, subject, flags)"

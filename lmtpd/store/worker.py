@@ -22,6 +22,7 @@ from lmtpd.store.mailboxes import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Writes that may share a transaction with their neighbours: each one is small, and a failure
 # of one is retried alone (see _commit_group).
@@ -52,16 +53,40 @@ class Workers:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
 
+    async def write_then_record(self, write: Callable[[], T], record: Callable[[T], R],
+                                index: Index) -> R:
+        """`write()` in the file pool, then `record(written)` in the next group commit on
+        the index thread, which answers the awaiting coroutine itself: two thread hops
+        instead of four round trips through the event loop. `record` must only use `index`
+        (it joins the group's transaction)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+
+        def in_pool() -> None:
+            try:
+                written = write()
+            except BaseException as error:
+                loop.call_soon_threadsafe(_settle, future, None, error)
+                return
+            self._enqueue(loop, functools.partial(record, written), future, index)
+
+        self._io.submit(in_pool)
+        return await future
+
     async def _grouped(self, loop: asyncio.AbstractEventLoop, call: Callable[[], T],
                        index: Index) -> T:
         future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(loop, call, future, index)
+        return await future
+
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, call: Callable[[], Any],
+                 future: asyncio.Future[Any], index: Index) -> None:
         with self._group_lock:
             self._group.append((call, future))
             schedule = not self._group_scheduled
             self._group_scheduled = True
         if schedule:
             self._db.submit(self._commit_group, loop, index)
-        return await future
 
     def _commit_group(self, loop: asyncio.AbstractEventLoop, index: Index) -> None:
         """On the index thread: every queued row in one transaction. If any row fails, the
