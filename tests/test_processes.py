@@ -3,9 +3,11 @@ stored once, SIGHUP reaches every process, SIGTERM stops them all, metrics add u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import smtplib
+import socket
 import threading
 import time
 import urllib.request
@@ -77,3 +79,56 @@ def test_two_processes_share_the_socket(lmtpd_factory) -> None:
     assert not os.path.exists(f"/proc/{worker}") or "Z" in Path(
         f"/proc/{worker}/stat").read_text().split()[2]
     assert not os.path.exists(lmtpd.socket_path)
+
+
+def open_sockets(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
+
+
+def test_a_burst_of_sessions_is_split_evenly(lmtpd_factory) -> None:
+    """An MTA opens its sessions at once and keeps them; each process must get its share,
+    or one interpreter does all the work while the other idles."""
+    lmtpd: Lmtpd = lmtpd_factory({"processes": 2})
+    lmtpd.add_mailbox("alice@example.org")
+    lmtpd.start()
+    assert lmtpd.process is not None
+    pids = [lmtpd.process.pid, *children_of(lmtpd.process.pid)]
+    before = [open_sockets(pid) for pid in pids]
+    for _ in range(3):  # repeated, since a lucky wake-up order could split evenly by chance
+        # An MTA starts its sessions while one process is busy for a moment (here: stopped
+        # for 10 ms): the idle one must not take them all.
+        clients = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(4)]
+        try:
+            os.kill(pids[1], signal.SIGSTOP)
+            try:
+                for client in clients:
+                    client.connect(str(lmtpd.socket_path))
+                time.sleep(0.01)
+            finally:
+                os.kill(pids[1], signal.SIGCONT)
+            for client in clients:
+                client.settimeout(10)
+                assert client.recv(512).startswith(b"220")  # accepted and greeted
+            sessions = [open_sockets(pid) - base for pid, base in zip(pids, before,
+                                                                       strict=True)]
+            assert sessions == [2, 2]
+        finally:
+            for client in clients:
+                client.close()
+        assert wait_for(lambda: [open_sockets(pid) for pid in pids] == before, timeout=10)
+    # Sessions opened one after another while others stay open also alternate.
+    clients = []
+    try:
+        for expected in ([1, 0], [1, 1], [2, 1], [2, 2]):
+            clients.append(smtplib.LMTP(lmtpd.socket_path))
+            assert clients[-1].ehlo("one")[0] == 250
+            sessions = sorted((open_sockets(pid) - base for pid, base in zip(
+                pids, before, strict=True)), reverse=True)
+            assert sessions == sorted(expected, reverse=True)
+    finally:
+        for client in clients:
+            client.quit()
