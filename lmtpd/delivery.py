@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lmtpd import logs, metrics, status
 from lmtpd.addresses import Resolution, Verdict
@@ -35,6 +36,7 @@ from lmtpd.sieve import Store as SieveStore
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store import maildir
+from lmtpd.store.generation import Generation
 from lmtpd.store.index import MailboxRow, MessageMeta, NotRecorded
 from lmtpd.store.mailboxes import parse_meta
 from lmtpd.store.worker import Workers
@@ -175,28 +177,93 @@ def combine(replies: list[Reply]) -> Reply:
     return replies[0]
 
 
+CachedRcpt = tuple[Reply | None, Resolution, list[Target]]
+
+
+class RcptCache:
+    """What RCPT looked up per address, kept while the accounts generation stays the same
+    (lmtpd.store.generation: any change to mailboxes, aliases or scripts moves it, seen at
+    the next RCPT) and for at most TTL seconds. A hit costs no trip to the index thread, the
+    largest share of an RCPT's time under load."""
+
+    TTL = 60.0
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, index_path: Path) -> None:
+        self._index_path = index_path
+        self._generation: Generation | None = None
+        self._opened = False
+        self._entries: dict[str, tuple[int, float, CachedRcpt]] = {}
+
+    def open(self) -> None:
+        """Map the counter: on first use from the index thread (a file to open, and after
+        privileges were dropped, so a file made here is the service user's)."""
+        if not self._opened:
+            self._generation = Generation.open(self._index_path)
+            self._opened = True
+
+    def generation(self) -> int | None:
+        """The counter as it is now; None (cache nothing) until it is mapped."""
+        return self._generation.read() if self._generation is not None else None
+
+    def get(self, address: str) -> CachedRcpt | None:
+        entry = self._entries.get(address)
+        if entry is None:
+            return None
+        generation, expires, value = entry
+        if generation != self.generation() or time.monotonic() > expires:
+            del self._entries[address]
+            return None
+        return value
+
+    def put(self, address: str, generation: int | None, value: CachedRcpt) -> None:
+        if generation is None:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[address] = (generation, time.monotonic() + self.TTL, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class Deliverer:
     def __init__(self, workers: Workers) -> None:
         self.workers = workers
         self.store = workers.store
         self.config = workers.store.config
         self.sieve = SieveRunner(self.config)
+        self.rcpt_cache = RcptCache(self.store.config.store.index_path)
         self._trace: list[TraceBatch] = []
         self._trace_timer: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Future[None]] = set()
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
+        self.rcpt_cache.clear()  # local domains and the delimiter may have changed
         self.sieve.reconfigure(config)
 
     async def check_rcpt(self, address: str) -> tuple[Reply | None, Recipient]:
         """The RCPT-time verdict (None to accept) and the recipient with its mailboxes."""
-        refusal, resolution, targets = await self.workers.db(self._check_rcpt, address)
-        return refusal, Recipient(address, resolution, targets)
+        cached = self.rcpt_cache.get(address)
+        if cached is not None:
+            refusal, resolution, targets = cached
+        else:
+            generation, refusal, resolution, targets = await self.workers.db(
+                self._check_rcpt, address)
+            # What depends on a mailbox's usage (a quota) must be looked up every time.
+            if all(t.mailbox.quota <= 0 for t in targets) and (
+                    refusal is None or refusal.enhanced != status.over_quota("").enhanced):
+                self.rcpt_cache.put(address, generation, (refusal, resolution, targets))
+        return refusal, Recipient(address, resolution, list(targets))
 
-    def _check_rcpt(self, address: str) -> tuple[Reply | None, Resolution, list[Target]]:
+    def _check_rcpt(self, address: str
+                    ) -> tuple[int | None, Reply | None, Resolution, list[Target]]:
         """On the index thread, in one read transaction: resolution, the quota check, and the
-        Sieve scripts, so a message for a mailbox without one needs no index read at DATA."""
+        Sieve scripts, so a message for a mailbox without one needs no index read at DATA.
+        First comes the accounts generation these answers may be cached under."""
+        self.rcpt_cache.open()
+        generation = self.rcpt_cache.generation()
         index = self.store.index
         targets: list[Target] = []
         with index.snapshot():
@@ -207,7 +274,7 @@ class Deliverer:
                 over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
                 targets = [Target(row, index.get_sieve_script(row.id))
                            for row in rows if row.enabled]
-        return check_recipient(resolution, over_quota), resolution, targets
+        return generation, check_recipient(resolution, over_quota), resolution, targets
 
     def _rows(self, resolution: Resolution) -> list[MailboxRow]:
         rows = [self.store.index.get_mailbox(m.address) for m in resolution.mailboxes]

@@ -132,3 +132,59 @@ def test_a_burst_of_sessions_is_split_evenly(lmtpd_factory) -> None:
     finally:
         for client in clients:
             client.quit()
+
+
+def test_account_changes_apply_at_the_next_rcpt_in_every_process(lmtpd_factory,
+                                                                  tmp_path: Path) -> None:
+    """What RCPT looks up is cached in each server process; a change made with the CLI in
+    another process must still be in force for the very next RCPT, whichever process and
+    session it reaches."""
+    lmtpd: Lmtpd = lmtpd_factory({"processes": 2})
+    lmtpd.add_mailbox("alice@example.org")
+    lmtpd.add_mailbox("bob@example.org")
+    lmtpd.start()
+    sessions = [smtplib.LMTP(lmtpd.socket_path) for _ in range(4)]
+
+    def rcpt_everywhere(address: str) -> set[int]:
+        """RCPT on every open session (they are spread over both processes), several times
+        so both processes have the answer cached."""
+        codes = set()
+        for _ in range(3):
+            for session in sessions:
+                session.ehlo_or_helo_if_needed()
+                assert session.mail("s@remote.example")[0] == 250
+                codes.add(session.rcpt(address)[0])
+                session.rset()
+        return codes
+
+    try:
+        assert rcpt_everywhere("alice@example.org") == {250}
+        assert rcpt_everywhere("team@example.org") == {550}
+        lmtpd.cli("mailbox", "disable", "alice@example.org")
+        assert rcpt_everywhere("alice@example.org") == {550}
+        lmtpd.cli("mailbox", "enable", "alice@example.org")
+        assert rcpt_everywhere("alice@example.org") == {250}
+        lmtpd.cli("alias", "add", "team@example.org", "bob@example.org")
+        assert rcpt_everywhere("team@example.org") == {250}
+        lmtpd.cli("mailbox", "delete", "bob@example.org")
+        assert rcpt_everywhere("team@example.org") == {550}
+        assert rcpt_everywhere("bob@example.org") == {550}
+        # A Sieve script set now runs for the next message.
+        script = tmp_path / "reject.sieve"
+        script.write_text('require "reject";\nreject "not today";\n')
+        lmtpd.cli("sieve", "set", "alice@example.org", str(script))
+        result = lmtp_send("", "s@remote.example", ["alice@example.org"],
+                           b"Subject: x\r\n\r\nbody\r\n", client=sessions[0])
+        assert result["alice@example.org"][0] == 550
+        # A quota set now holds at the next RCPT (a full mailbox is refused there).
+        lmtpd.cli("sieve", "delete", "alice@example.org")
+        for session in sessions:
+            result = lmtp_send("", "s@remote.example", ["alice@example.org"],
+                               b"Subject: fill\r\n\r\n" + (b"x" * 78 + b"\r\n") * 30,
+                               client=session)
+            assert result["alice@example.org"][0] == 250
+        lmtpd.cli("mailbox", "quota", "alice@example.org", "1K")
+        assert rcpt_everywhere("alice@example.org") == {552}
+    finally:
+        for session in sessions:
+            session.close()

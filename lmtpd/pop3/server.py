@@ -15,6 +15,7 @@ import socket
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -183,6 +184,16 @@ class Pop3Server:
             await asyncio.wait(tasks, timeout=CLOSE_GRACE)
 
 
+@dataclass
+class _ReadAhead:
+    """A message being read ahead: its chunks, the first of them read (or reading) in the
+    file pool. Dropped unused, the generator closes its file when it is collected."""
+
+    index: int
+    chunks: Iterator[bytes]
+    first: asyncio.Future[bytes | None]
+
+
 class Session:
     """One connection: drives a protocol.Connection and does the I/O it asks for."""
 
@@ -204,6 +215,7 @@ class Session:
         self.retrieved = 0
         self._lock_fd: int | None = None
         self.deleted = 0
+        self._read_ahead: _ReadAhead | None = None
 
     @property
     def pop3(self) -> Pop3Config:
@@ -289,6 +301,9 @@ class Session:
 
     async def _write(self, data: bytes, *, quick: bool = False) -> None:
         self.writer.write(data)
+        transport = self.writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            return  # all of it is with the kernel already: nothing to wait for
         # A client that stops reading would otherwise hold the session (and its mailbox lock)
         # for ever once the socket buffers are full.
         try:
@@ -399,41 +414,62 @@ class Session:
         assert self.mailbox is not None
         index = event.number - 1
         row = self.rows[index]
-        path = self.store.message_path(self.mailbox, row.row(self.mailbox.id))
-        chunks = maildir.read_chunks(path, CHUNK_SIZE)
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is None or ahead.index != index:
+            ahead = self._open(index)
         try:
             try:
-                chunk = await self.workers.io(next, chunks, None)
+                chunk = await ahead.first
             except OSError as error:
                 log.error("pop3: user=%s: cannot read %s: %s", self.mailbox.address,
                           row.filename, error)
                 await self._write(conn.message_unavailable().data)
                 return
-            await self._stream(event, chunks, chunk)
+            if index + 1 < len(self.rows):
+                # Clients fetch a mailbox in order: the next message is read from disk while
+                # this one goes out, so its RETR finds it in memory instead of waiting for
+                # a trip to the file pool (one chunk per session at most).
+                self._read_ahead = self._open(index + 1)
+            await self._stream(event, ahead.chunks, chunk)
         finally:
-            chunks.close()
+            ahead.chunks.close()
         if event.body_lines is None:
             self.retrieved += 1
             await self._mark_seen(index)
 
+    def _open(self, index: int) -> _ReadAhead:
+        """Start reading message `index` (0-based) in the file pool."""
+        assert self.mailbox is not None
+        path = self.store.message_path(self.mailbox, self.rows[index].row(self.mailbox.id))
+        chunks = maildir.read_chunks(path, CHUNK_SIZE)
+        first = asyncio.ensure_future(self.workers.io(next, chunks, None))
+        # A read-ahead nobody asks for may fail unseen (the message was expunged meanwhile).
+        first.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return _ReadAhead(index, chunks, first)
+
     async def _stream(self, event: protocol.Retrieve, chunks: Iterator[bytes],
                       chunk: bytes | None) -> None:
         encoder = protocol.MessageEncoder(event.body_lines)
-        self.writer.write(event.status)
+        # The status line, the message and the final dot go out in one write when the message
+        # fits in one chunk: one send and one wake-up of the client instead of three.
+        pending = [event.status]
         try:
             while chunk is not None:
                 out = encoder.feed(chunk)
                 if out:
-                    await self._write(out)
+                    pending.append(out)
                 # A short read of a regular file is its end: no second trip to the pool.
                 if encoder.done or len(chunk) < CHUNK_SIZE:
                     break
+                await self._write(b"".join(pending))
+                pending = []
                 chunk = await self.workers.io(next, chunks, None)
         except OSError as error:
             # The +OK is already out: the transfer cannot be turned into an -ERR any more.
             log.error("pop3: read error while sending a message: %s", error)
             raise _Disconnect from None
-        await self._write(encoder.finish())
+        pending.append(encoder.finish())
+        await self._write(b"".join(pending))
 
     async def _mark_seen(self, index: int) -> None:
         """RETR moves the message to cur/ with the S flag, so an IMAP client of the same store

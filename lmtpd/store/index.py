@@ -22,6 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from lmtpd import faults
+from lmtpd.store import generation
 from lmtpd.store.maildir import StoredFile
 
 SCHEMA_VERSION = 1
@@ -119,6 +120,7 @@ class Index:
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys=ON")
         self._in_transaction = False
+        self._accounts_changed = False
         self._writer_lock = _open_writer_lock(path)
         self._create_schema()
 
@@ -154,6 +156,18 @@ class Index:
         finally:
             if locked:
                 fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            changed, self._accounts_changed = self._accounts_changed, False
+        if changed:
+            # After the commit: a server that sees the new value reads the new accounts.
+            generation.bump(self.path)
+
+    @contextmanager
+    def _account_change(self) -> Iterator[None]:
+        """A write to mailboxes, aliases or Sieve scripts: servers drop what they cached of
+        accounts once it is committed (lmtpd.store.generation)."""
+        with self.transaction():
+            self._accounts_changed = True
+            yield
 
     def _lock_writers(self) -> bool:
         """Queue for the write lock on a flock() of `<index>-writer` before BEGIN IMMEDIATE.
@@ -252,7 +266,7 @@ class Index:
     # -- domains and mailboxes -------------------------------------------------------------
 
     def add_mailbox(self, address: str, domain: str, password_hash: str, quota: int) -> int:
-        with self.transaction():
+        with self._account_change():
             if self.get_mailbox(address) is not None:
                 raise DuplicateError(f"mailbox {address} already exists")
             self.conn.execute(
@@ -285,7 +299,7 @@ class Index:
         return [r[0] for r in self.conn.execute("SELECT name FROM domains ORDER BY name")]
 
     def _update_mailbox(self, address: str, column: str, value: object) -> None:
-        with self.transaction():
+        with self._account_change():
             cursor = self.conn.execute(
                 f"UPDATE mailboxes SET {column} = ? WHERE address = ?", (value, address)
             )
@@ -302,7 +316,7 @@ class Index:
         self._update_mailbox(address, "enabled", 1 if enabled else 0)
 
     def delete_mailbox(self, address: str) -> MailboxRow:
-        with self.transaction():
+        with self._account_change():
             mailbox = self.require_mailbox(address)
             for table in ("messages", "sieve_scripts", "vacation_memory", "duplicates"):
                 self.conn.execute(f"DELETE FROM {table} WHERE mailbox_id = ?", (mailbox.id,))
@@ -312,7 +326,7 @@ class Index:
     # -- aliases ---------------------------------------------------------------------------
 
     def add_alias(self, alias: str, targets: Iterable[str]) -> None:
-        with self.transaction():
+        with self._account_change():
             for target in targets:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO aliases (alias, target) VALUES (?, ?)", (alias, target)
@@ -333,7 +347,7 @@ class Index:
         return result
 
     def delete_alias(self, alias: str) -> None:
-        with self.transaction():
+        with self._account_change():
             cursor = self.conn.execute("DELETE FROM aliases WHERE alias = ?", (alias,))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no such alias: {alias}")
@@ -347,7 +361,7 @@ class Index:
         return row[0] if row else None
 
     def set_sieve_script(self, mailbox_id: int, script: str) -> None:
-        with self.transaction():
+        with self._account_change():
             self.conn.execute(
                 "INSERT INTO sieve_scripts (mailbox_id, script, updated) VALUES (?, ?, ?)"
                 " ON CONFLICT(mailbox_id) DO UPDATE SET script = excluded.script,"
@@ -356,7 +370,7 @@ class Index:
             )
 
     def delete_sieve_script(self, mailbox_id: int) -> bool:
-        with self.transaction():
+        with self._account_change():
             cursor = self.conn.execute(
                 "DELETE FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,)
             )
