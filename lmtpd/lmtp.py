@@ -105,7 +105,7 @@ class DataReader:
             self._batch.clear()
         if not block or self.too_big or self.line_too_long or self.spool_error:
             return
-        if len(block) > LINE_LIMIT + 2 and max(map(len, block.split(b"\r\n"))) > LINE_LIMIT:
+        if len(block) > LINE_LIMIT + 2 and _has_long_line(block):
             self._mark_line_too_long()
             return
         if block.startswith(b"."):
@@ -134,6 +134,21 @@ class DataReader:
                 self.spool_error = error
         self._batch.clear()
         self._batch_size = 0
+
+
+def _has_long_line(block: bytes) -> bool:
+    """Whether a run of CRLF-terminated lines holds one longer than LINE_LIMIT.
+
+    Splitting a 100 KB body into its ~1,300 lines to measure them cost more than the rest of
+    reading it. Instead: if a CRLF starts in every aligned window of LINE_LIMIT // 2 octets,
+    no line can be longer than LINE_LIMIT (a longer one would cover a whole window), which
+    takes one C-level find per window; only a block that fails that is measured exactly."""
+    step = LINE_LIMIT // 2
+    find = block.find
+    if all(find(b"\r\n", start, start + step + 1) >= 0
+           for start in range(0, len(block) - step, step)):
+        return False
+    return max(map(len, block.split(b"\r\n"))) > LINE_LIMIT
 
 
 class LmtpSession(LMTP):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lmtpd.lmtp import LINE_LIMIT, DataReader
+from lmtpd.lmtp import LINE_LIMIT, DataReader, _has_long_line
 from lmtpd.spool import Spool
 
 LINES = [b"", b".", b"..", b"...x", b"a.", b"Subject: x", b"a\rb", b"a\nb", b"\r", b".\r",
@@ -100,3 +102,19 @@ def test_feed_matches_the_line_at_a_time_reference(seed: int) -> None:
     if not (ref.too_big or ref.line_too_long):
         assert got == want
     assert new.received == ref.received
+
+
+# Line lengths around the limit and around the check's window (LINE_LIMIT // 2), with the odd
+# bare CR or LF inside a line, which do not end it.
+_line = st.builds(
+    lambda n, noise: (b"x" * n if not noise else (b"x" * (n // 2) + noise + b"x" * (n - n // 2))
+                      ).replace(b"\r\n", b"\rx"),
+    st.sampled_from([0, 1, 77, 499, 500, 501, 502, 999, 1000, 1001, 1002, 1003, 1500, 2600]),
+    st.sampled_from([b"", b"\r", b"\n", b"\n\r"]),
+)
+
+
+@given(st.lists(_line, min_size=1, max_size=10))
+def test_long_line_check_agrees_with_measuring_every_line(lines: list[bytes]) -> None:
+    block = b"\r\n".join(lines) + b"\r\n"
+    assert _has_long_line(block) == (max(map(len, block.split(b"\r\n"))) > LINE_LIMIT)
