@@ -25,6 +25,7 @@ class Spool:
         self._lf_count = 0
         self._crlf_count = 0
         self._head = bytearray()
+        self._frozen: bytes | None = None  # the buffer as bytes, made once for all copies
 
     @classmethod
     def from_bytes(cls, data: bytes, threshold: int = 1 << 62) -> Spool:
@@ -36,7 +37,11 @@ class Spool:
         if not data:
             return
         self._lf_count += data.count(b"\n")
-        self._crlf_count += data.count(b"\r\n")
+        # After the CRLF->LF conversion of DATA a CR is rare: a quick look for one spares
+        # a second full count.
+        if b"\r" in data:
+            self._crlf_count += data.count(b"\r\n")
+        self._frozen = None
         if len(self._head) < HEADER_LIMIT:
             self._head += data[: HEADER_LIMIT - len(self._head)]
         self.size += len(data)
@@ -63,7 +68,9 @@ class Spool:
 
     def chunks(self) -> Iterator[bytes]:
         if self._file is None:
-            yield bytes(self._buffer)
+            if self._frozen is None:
+                self._frozen = bytes(self._buffer)
+            yield self._frozen
             return
         offset = 0
         while offset < self.size:
@@ -94,6 +101,7 @@ class Spool:
             os.close(self._file)
             self._file = None
         self._buffer = bytearray()
+        self._frozen = None
 
     def __enter__(self) -> Spool:
         return self
