@@ -224,7 +224,7 @@ class Config(_Section):
     user: str = ""
     group: str = ""
     # Server processes accepting LMTP and POP3 connections (Dovecot runs one per connection);
-    # 0: one per CPU.
+    # 0: two per CPU.
     processes: int = Field(default=0, ge=0, le=64)
     store: StoreConfig = Field(default_factory=StoreConfig)
     domains: DomainsConfig = Field(default_factory=DomainsConfig)
