@@ -186,12 +186,23 @@ class Pop3Server:
 
 @dataclass
 class _ReadAhead:
-    """A message being read ahead: its chunks, the first of them read (or reading) in the
-    file pool. Dropped unused, the generator closes its file when it is collected."""
+    """A message being read ahead: its chunks, and the first of them read (or being read) in
+    the file pool, with the whole RETR reply already encoded there when the message fits in
+    that chunk. Dropped unused, the generator closes its file when it is collected."""
 
     index: int
     chunks: Iterator[bytes]
-    first: asyncio.Future[bytes | None]
+    first: asyncio.Future[tuple[bytes | None, bytes | None]]
+
+
+def _read_first(chunks: Iterator[bytes]) -> tuple[bytes | None, bytes | None]:
+    """In the file pool: the first chunk, and if it is the whole message, the message as RETR
+    sends it (CRLF, dot-stuffed, final dot), so the event loop only has to write it."""
+    chunk = next(chunks, None)
+    if chunk is None or len(chunk) >= CHUNK_SIZE:
+        return chunk, None
+    encoder = protocol.MessageEncoder()
+    return chunk, encoder.feed(chunk) + encoder.finish()
 
 
 class Session:
@@ -301,6 +312,9 @@ class Session:
 
     async def _write(self, data: bytes, *, quick: bool = False) -> None:
         self.writer.write(data)
+        await self._drain(quick=quick)
+
+    async def _drain(self, *, quick: bool = False) -> None:
         transport = self.writer.transport
         if not transport.get_write_buffer_size() and not transport.is_closing():
             return  # all of it is with the kernel already: nothing to wait for
@@ -419,30 +433,38 @@ class Session:
             ahead = self._open(index)
         try:
             try:
-                chunk = await ahead.first
+                chunk, whole = await ahead.first
             except OSError as error:
                 log.error("pop3: user=%s: cannot read %s: %s", self.mailbox.address,
                           row.filename, error)
                 await self._write(conn.message_unavailable().data)
                 return
-            if index + 1 < len(self.rows):
-                # Clients fetch a mailbox in order: the next message is read from disk while
-                # this one goes out, so its RETR finds it in memory instead of waiting for
-                # a trip to the file pool (one chunk per session at most).
-                self._read_ahead = self._open(index + 1)
-            await self._stream(event, ahead.chunks, chunk)
+            if whole is not None and event.body_lines is None:
+                self.writer.write(event.status + whole)
+                self._read_next(index)
+                await self._drain()
+            else:
+                self._read_next(index)
+                await self._stream(event, ahead.chunks, chunk)
         finally:
             ahead.chunks.close()
         if event.body_lines is None:
             self.retrieved += 1
             await self._mark_seen(index)
 
+    def _read_next(self, index: int) -> None:
+        """Clients fetch a mailbox in order: the message after `index` is read from disk
+        while this one goes out (started after its bytes are handed to the transport), so its
+        RETR finds it in memory instead of waiting for a trip to the file pool."""
+        if index + 1 < len(self.rows):
+            self._read_ahead = self._open(index + 1)
+
     def _open(self, index: int) -> _ReadAhead:
         """Start reading message `index` (0-based) in the file pool."""
         assert self.mailbox is not None
         path = self.store.message_path(self.mailbox, self.rows[index].row(self.mailbox.id))
         chunks = maildir.read_chunks(path, CHUNK_SIZE)
-        first = asyncio.ensure_future(self.workers.io(next, chunks, None))
+        first = asyncio.ensure_future(self.workers.io(_read_first, chunks))
         # A read-ahead nobody asks for may fail unseen (the message was expunged meanwhile).
         first.add_done_callback(lambda f: f.cancelled() or f.exception())
         return _ReadAhead(index, chunks, first)
