@@ -345,6 +345,13 @@ class Deliverer:
             record.reply = await self._outcome(tx, recipient, meta, seen_before, record)
         record.seconds = time.monotonic() - started
         metrics.delivery(record.kind, record.reply.enhanced, record.seconds)
+        if log.isEnabledFor(logging.INFO):  # the line is not built for nothing
+            self._log_outcome(tx, recipient, meta, record)
+        return record
+
+    @staticmethod
+    def _log_outcome(tx: Transaction, recipient: Recipient, meta: MessageMeta,
+                     record: Outcome) -> None:
         fields = {"rcpt": f"<{recipient.address}>"}
         if record.reply.is_success:
             fields.update(
@@ -359,7 +366,6 @@ class Deliverer:
         else:
             fields.update(status=record.reply.enhanced, reason=record.reply.text, id=tx.id)
             log.info(logs.event(record.kind, **fields))
-        return record
 
     async def _outcome(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
                        seen_before: set[str], record: Outcome) -> Reply:

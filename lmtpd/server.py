@@ -32,6 +32,7 @@ from lmtpd.config import Config, ConfigError, tcp_listener
 from lmtpd.delivery import Deliverer
 from lmtpd.lmtp import LmtpHandler, LmtpSession
 from lmtpd.pop3.limits import ConnectionLimits
+from lmtpd.pop3.login_cache import LoginCache
 from lmtpd.privileges import PrivilegeError, drop_privileges, service_ids
 from lmtpd.store.mailboxes import Store
 from lmtpd.store.worker import Workers
@@ -77,6 +78,7 @@ class Listeners:
     socket_path: Path | None = None
     pop3: list[tuple[socket.socket, bool, str]] = field(default_factory=list)
     pop3_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    pop3_logins: LoginCache = field(default_factory=LoginCache)
     processes: int = 1
     # Open connections per process, so each connection goes to the least busy one.
     board: LoadBoard = field(default_factory=lambda: LoadBoard(1))
@@ -192,7 +194,7 @@ class Server:
 
         servers, endpoints, closer = await pop3_server.start(
             self.config, self.workers, self.listeners.pop3, self.listeners.pop3_limits,
-            self.listeners.board)
+            self.listeners.board, self.listeners.pop3_logins)
         self.servers.extend(servers)
         self.endpoints.extend(endpoints)
         self.extra_closers.append(closer)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from lmtpd import status
 from lmtpd.addresses import AddressError, MailboxRef, Verdict, parse_address, resolve
 from lmtpd.config import ConfigError, from_dict, parse_duration, parse_size
-from lmtpd.lmtp import DataReader
+from lmtpd.lmtp import _SIMPLE_PATH, DataReader, LmtpSession
 from lmtpd.spool import Spool
 from lmtpd.store import maildir
 
@@ -213,3 +213,31 @@ def test_tcp_listener_connections_get_nodelay() -> None:
         return value
 
     assert asyncio.run(main()) != 0
+
+
+_path_atoms = st.sampled_from(["a", "Bob", "x-y", "o'neil", "a+tag", "1", "_", "=", "{}", "", ".",
+                               "é", " ", '"q"', "(c)", "\\", "@"])
+_path_domains = st.sampled_from(["example.org", "x", "a-b.c", "", "-", "a..b", "[1.2.3.4]",
+                                 "ex ample.org", "example.org."])
+
+
+@given(st.lists(_path_atoms, min_size=1, max_size=3), _path_domains,
+       st.sampled_from(["", " ", "  ", "\t", " (c) "]),
+       st.sampled_from(["", "SIZE=100", " BODY=8BITMIME", "x", " SIZE=1 "]))
+def test_simple_path_matches_the_full_parser(atoms: list[str], domain: str, space: str,
+                                             params: str) -> None:
+    """The fast path for <dot-atom@domain> gives what email's parser gives, and leaves
+    everything else to it."""
+    arg = f"{space}<{'.'.join(atoms)}@{domain}>{params}"
+    simple = _SIMPLE_PATH.match(arg)
+    if simple is not None:
+        assert (simple.group(1), simple.group(2)) == LmtpSession._parse_path(arg)
+
+
+def test_simple_path_takes_what_mtas_send() -> None:
+    for arg, expected in [("<alice@example.org>", ("alice@example.org", "")),
+                          ("<a.b+tag@mx.example.org> SIZE=2048 BODY=8BITMIME",
+                           ("a.b+tag@mx.example.org", "SIZE=2048 BODY=8BITMIME"))]:
+        simple = _SIMPLE_PATH.match(arg)
+        assert simple is not None and (simple.group(1), simple.group(2)) == expected
+        assert LmtpSession._parse_path(arg) == expected

@@ -24,6 +24,7 @@ from lmtpd.accept import BalancedListener, LoadBoard, accept_balanced
 from lmtpd.config import Config, Pop3Config, tcp_listener
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.limits import ConnectionLimits
+from lmtpd.pop3.login_cache import LoginCache
 from lmtpd.pop3.protocol import LoginFailure
 from lmtpd.pop3.throttle import (
     IndexRecords,
@@ -126,9 +127,11 @@ def _endpoint(scheme: str, server: BalancedListener) -> list[str]:
 class Pop3Server:
     """Shared state of all POP3 connections: limits, mailbox locks, login throttle."""
 
-    def __init__(self, workers: Workers, limits: ConnectionLimits | None = None) -> None:
+    def __init__(self, workers: Workers, limits: ConnectionLimits | None = None,
+                 logins: LoginCache | None = None) -> None:
         self.workers = workers
         self.limits = limits if limits is not None else ConnectionLimits()
+        self.login_cache = logins if logins is not None else LoginCache()
         self.throttle = LoginThrottle(store=IndexRecords(lambda: workers.store.index))
         self.tls = TlsContexts()
         self.locks: dict[int, Session] = {}
@@ -417,11 +420,17 @@ class Session:
         """The index lookup on the index thread, the argon2 check in the file pool: argon2
         releases the GIL, so logins run on every core and never hold up the index thread."""
         row = await self.workers.db(self.store.login_row, username)
+        cache, ttl = self.server.login_cache, float(self.pop3.login_cache)
+        if cache.accepts(row, password, ttl):
+            return row
         accepted, new_hash = await self.workers.io(self.store.check_login, row, password)
         if not accepted or row is None:
             return None
         if new_hash:
+            # Rehashed: the next login checks against the new hash (and is cached then).
             await self.workers.db(self.store.index.set_password, row.address, new_hash)
+        else:
+            cache.remember(row, password, ttl)
         return row
 
     async def _retrieve(self, conn: protocol.Connection, event: protocol.Retrieve) -> None:
@@ -549,14 +558,15 @@ def bind(config: Config) -> list[tuple[socket.socket, bool, str]]:
 async def start(config: Config, workers: Workers,
                 sockets: list[tuple[socket.socket, bool, str]],
                 limits: ConnectionLimits | None = None,
-                board: LoadBoard | None = None) -> Listeners:
+                board: LoadBoard | None = None,
+                logins: LoginCache | None = None) -> Listeners:
     """Serve POP3 on sockets bound by `bind`, counting connections in `limits` (shared by
     every server process). Returns the servers, their endpoints, and a closer that ends all
     sessions."""
     from lmtpd.server import ServeError
 
     pop3 = config.pop3
-    server = Pop3Server(workers, limits)
+    server = Pop3Server(workers, limits, logins)
     if pop3.tls_listen and not pop3.tls_enabled:
         raise ServeError("pop3.tls_listen needs pop3.tls_cert and pop3.tls_key")
     if pop3.tls_enabled:

@@ -147,3 +147,39 @@ def test_plaintext_refused_from_a_non_loopback_address(lmtpd_factory: object,
     client.user("alice@example.org")
     assert client.pass_(PASSWORD).startswith(b"+OK")
     client.quit()
+
+
+def test_login_cache_skips_argon2_and_forgets_on_change(lmtpd_factory: object) -> None:
+    """A polling client's second login is taken from the cache (much faster than the argon2
+    check), and a password change or a disable applies at the very next login anyway."""
+    instance: Lmtpd = lmtpd_factory()  # type: ignore[operator]
+    add_mailboxes(instance, "dave@example.org")
+    instance.start()
+    reply, first = try_login(instance, "dave@example.org", PASSWORD)
+    assert reply.startswith(b"+OK")
+    cached = []
+    for _ in range(5):
+        reply, elapsed = try_login(instance, "dave@example.org", PASSWORD)
+        assert reply.startswith(b"+OK")
+        cached.append(elapsed)
+    # Side by side in one run: the full check costs argon2 (tens of ms), a hit a few ms.
+    assert sorted(cached)[2] < first / 3, (first, cached)
+    # A wrong password is never taken from the cache.
+    reply, _ = try_login(instance, "dave@example.org", "not-the-password")
+    assert reply.startswith(b"-ERR [AUTH]")
+    # A new password applies at once: the old one is refused, the new one accepted.
+    instance.cli("mailbox", "passwd", "dave@example.org", "--password-stdin",
+                 input="a-new-password\n")
+    assert try_login(instance, "dave@example.org", PASSWORD)[0].startswith(b"-ERR [AUTH]")
+    assert try_login(instance, "dave@example.org", "a-new-password")[0].startswith(b"+OK")
+    assert try_login(instance, "dave@example.org", "a-new-password")[0].startswith(b"+OK")
+    instance.cli("mailbox", "disable", "dave@example.org")
+    assert try_login(instance, "dave@example.org", "a-new-password")[0].startswith(b"-ERR")
+
+
+def test_login_cache_off_checks_every_login(lmtpd_factory: object) -> None:
+    instance: Lmtpd = lmtpd_factory({"pop3": {"login_cache": 0}})  # type: ignore[operator]
+    add_mailboxes(instance, "erin@example.org")
+    instance.start()
+    times = [try_login(instance, "erin@example.org", PASSWORD)[1] for _ in range(4)]
+    assert sorted(times)[1] > max(times) / 3, times  # every one pays for argon2
