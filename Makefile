@@ -28,6 +28,7 @@ bench: $(STAMP)
 bench-compare: $(STAMP)
 	$(BIN)/python bench/lmtp_bench.py --compare
 	$(BIN)/python bench/pop3_compare.py
+	$(BIN)/python bench/pop3_compare.py --login-cache 0 --large 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -101,10 +101,11 @@ class Lmtpd:
 
     name = "lmtpd"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, login_cache: str | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = dovecot_mod.free_port()
+        cache = f"login_cache = {login_cache}\n" if login_cache is not None else ""
         self.config_path = root / "lmtpd.toml"
         self.config_path.write_text(
             f'hostname = "bench.{DOMAIN}"\n'
@@ -113,6 +114,7 @@ class Lmtpd:
             f'[lmtp]\nsocket = "{root / "lmtp.sock"}"\n'
             # Room for c = 16 plus the warm-up; the default per-IP limit is 20.
             f'[pop3]\nlisten = ["127.0.0.1:{self.port}"]\nmax_connections_per_ip = 100\n'
+            f'{cache}'
             '[log]\nlevel = "warning"\n'
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -450,11 +452,12 @@ class Options:
     listing_rounds: int
     dovecot: bool
     dovecot_scheme: str
+    login_cache: str | None = None
 
 
 def run_all(options: Options, workdir: Path, out: Callable[[str], None] = print) -> dict:
     os.chmod(workdir, 0o755)  # Dovecot's processes must traverse it
-    lmtpd = Lmtpd(workdir / "lmtpd")
+    lmtpd = Lmtpd(workdir / "lmtpd", options.login_cache)
     dovecot = None
     if options.dovecot:
         scheme_hash = ""  # dovecot.py's default: {PLAIN}
@@ -594,6 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dovecot-scheme", choices=("same", "plain"), default="same",
                         help="Dovecot's passwd-file holds lmtpd's argon2id hash (same) or "
                              "{PLAIN}")
+    parser.add_argument("--login-cache", metavar="SECONDS",
+                        help="lmtpd's pop3.login_cache (default: lmtpd's own, 900); 0 makes "
+                             "every login a full argon2 check, as Dovecot does by default")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--workdir", type=Path, help="keep the stores here (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -606,10 +612,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(args.mailboxes, args.messages, parse_sizes(args.sizes),
                       parse_ints(args.concurrency),
                       args.large, args.rounds, args.listing_rounds, use_dovecot,
-                      args.dovecot_scheme)
+                      args.dovecot_scheme, args.login_cache)
     print(machine())
     print("command:", " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]))
     print(f"Dovecot passwd-file: {args.dovecot_scheme if use_dovecot else 'not run'}")
+    print(f"lmtpd pop3.login_cache: {args.login_cache or 'default'}")
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         results = run_all(options, args.workdir)
