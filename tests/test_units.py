@@ -241,3 +241,22 @@ def test_simple_path_takes_what_mtas_send() -> None:
         simple = _SIMPLE_PATH.match(arg)
         assert simple is not None and (simple.group(1), simple.group(2)) == expected
         assert LmtpSession._parse_path(arg) == expected
+
+
+def test_accounts_generation_is_seen_through_the_mapping(tmp_path) -> None:
+    """A bump made by another process (the CLI) shows in a server's mapping at once."""
+    import subprocess
+    import sys
+
+    from lmtpd.store import generation
+
+    index = tmp_path / "index.sqlite"
+    mapped = generation.Generation.open(index)
+    assert mapped is not None and mapped.read() == 0
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                    "from lmtpd.store import generation; generation.bump(Path(sys.argv[1]))",
+                    str(index)], check=True)
+    assert mapped.read() == 1
+    generation.bump(index)
+    assert mapped.read() == 2
+    assert generation.Generation.open(index).read() == 2  # type: ignore[union-attr]

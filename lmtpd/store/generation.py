@@ -47,16 +47,24 @@ class Generation:
     @classmethod
     def open(cls, index_path: Path) -> Generation | None:
         """The mapped counter, created if missing; None if it cannot be mapped (then nothing
-        should be cached)."""
+        should be cached). A counter that root's CLI created before the server first ran is
+        only readable by the service user, which is all a reader needs."""
+        path = path_for(index_path)
         try:
-            fd = os.open(path_for(index_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
         except OSError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_size < SIZE:
-                os.ftruncate(fd, SIZE)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_size < SIZE:
+                    os.ftruncate(fd, SIZE)
+                fcntl.flock(fd, fcntl.LOCK_UN)
             return cls(mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ))
         except OSError:
             return None
