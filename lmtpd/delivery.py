@@ -15,12 +15,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lmtpd import logs, metrics, status
 from lmtpd.addresses import Resolution, Verdict
 from lmtpd.config import Config
 from lmtpd.filtering import SieveRunner
+from lmtpd.rcpt_cache import RcptCache
 from lmtpd.sieve import (
     Redirect,
     Reject,
@@ -36,7 +36,6 @@ from lmtpd.sieve import Store as SieveStore
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store import maildir
-from lmtpd.store.generation import Generation
 from lmtpd.store.index import MailboxRow, MessageMeta, NotRecorded
 from lmtpd.store.mailboxes import parse_meta
 from lmtpd.store.worker import Workers
@@ -180,60 +179,13 @@ def combine(replies: list[Reply]) -> Reply:
 CachedRcpt = tuple[Reply | None, Resolution, list[Target]]
 
 
-class RcptCache:
-    """What RCPT looked up per address, kept while the accounts generation stays the same
-    (lmtpd.store.generation: any change to mailboxes, aliases or scripts moves it, seen at
-    the next RCPT) and for at most TTL seconds. A hit costs no trip to the index thread, the
-    largest share of an RCPT's time under load."""
-
-    TTL = 60.0
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, index_path: Path) -> None:
-        self._index_path = index_path
-        self._generation: Generation | None = None
-        self._opened = False
-        self._entries: dict[str, tuple[int, float, CachedRcpt]] = {}
-
-    def open(self) -> None:
-        """Map the counter: on first use from the index thread (a file to open, and after
-        privileges were dropped, so a file made here is the service user's)."""
-        if not self._opened:
-            self._generation = Generation.open(self._index_path)
-            self._opened = True
-
-    def generation(self) -> int | None:
-        """The counter as it is now; None (cache nothing) until it is mapped."""
-        return self._generation.read() if self._generation is not None else None
-
-    def get(self, address: str) -> CachedRcpt | None:
-        entry = self._entries.get(address)
-        if entry is None:
-            return None
-        generation, expires, value = entry
-        if generation != self.generation() or time.monotonic() > expires:
-            del self._entries[address]
-            return None
-        return value
-
-    def put(self, address: str, generation: int | None, value: CachedRcpt) -> None:
-        if generation is None:
-            return
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[address] = (generation, time.monotonic() + self.TTL, value)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
 class Deliverer:
     def __init__(self, workers: Workers) -> None:
         self.workers = workers
         self.store = workers.store
         self.config = workers.store.config
         self.sieve = SieveRunner(self.config)
-        self.rcpt_cache = RcptCache(self.store.config.store.index_path)
+        self.rcpt_cache: RcptCache[CachedRcpt] = RcptCache(self.store.config.store.index_path)
         self._trace: list[TraceBatch] = []
         self._trace_timer: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Future[None]] = set()
