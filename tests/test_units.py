@@ -260,3 +260,21 @@ def test_accounts_generation_is_seen_through_the_mapping(tmp_path) -> None:
     generation.bump(index)
     assert mapped.read() == 2
     assert generation.Generation.open(index).read() == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("params", [{}, {"salt_len": 8}, {"hash_len": 16}, {"parallelism": 8},
+                                    {"memory_cost": 8, "time_cost": 1, "parallelism": 1}])
+def test_argon2id_check_agrees_with_argon2_cffi(params: dict[str, int]) -> None:
+    """libsodium checks argon2id hashes now; whatever parameters argon2-cffi wrote, both
+    must agree on right and wrong passwords (and on non-ASCII ones)."""
+    from argon2 import PasswordHasher
+
+    from lmtpd import auth
+
+    made = PasswordHasher(**params).hash("pässwörd 1")
+    assert auth.verify_password(made, "pässwörd 1")
+    assert auth.verify_password("{ARGON2ID}" + made, "pässwörd 1")
+    assert not auth.verify_password(made, "pässwörd 2")
+    assert not auth.verify_password(made, "")
+    assert not auth.verify_password(made[:-4] + "AAAA", "pässwörd 1")  # another digest
+    assert not auth.verify_password("$argon2id$v=19$m=65536,t=3,p=4$broken", "x")
