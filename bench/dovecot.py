@@ -304,3 +304,15 @@ def start_lmtpd(config_path: Path, log_path: Path, ready: Callable[[], bool],
         time.sleep(0.05)
     process.terminate()
     raise RuntimeError("lmtpd did not become ready")
+
+
+def stop_lmtpd(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (lmtpd drains and stops its workers), SIGKILL after 30 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -116,13 +116,7 @@ class Lmtpd:
         return [pid, *(int(c) for c in children)]
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        dovecot_mod.stop_lmtpd(self.process)
         self.process = None
 
 

@@ -138,13 +138,7 @@ class Lmtpd:
         return self.process.pid if self.process else None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        dovecot_mod.stop_lmtpd(self.process)
         self.process = None
 
 

@@ -58,9 +58,6 @@ class LoadBoard:
         """A process has ended: never leave a connection to it again."""
         self._counts[slot] = _RETIRED
 
-    def counts(self) -> list[int]:
-        return list(self._counts)
-
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
