@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
@@ -167,11 +168,19 @@ class LmtpSession(LMTP):
     # DataReader (LINE_LIMIT) in DATA, and by aiosmtpd's command size limit for commands.
     line_length_limit = 64 * 1024
 
-    def __init__(self, handler: LmtpHandler, **kwargs: Any) -> None:
+    def __init__(self, handler: LmtpHandler, *,
+                 on_close: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self._on_close = on_close
         self._lhlo_in_progress = False
         self._greeted = False
         self.in_transaction = False
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+        super().connection_lost(error)
 
     def _create_envelope(self) -> LmtpEnvelope:
         return LmtpEnvelope()

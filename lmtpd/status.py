@@ -83,6 +83,10 @@ def temporary_failure(detail: str = "internal error, try again later") -> Reply:
     return Reply(451, "4.3.0", detail)
 
 
+def too_many_connections() -> Reply:
+    return Reply(421, "4.3.2", "too many connections, try again later")
+
+
 def shutting_down() -> Reply:
     return Reply(421, "4.3.2", "service shutting down, try again later")
 

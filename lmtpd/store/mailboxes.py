@@ -6,8 +6,7 @@ Blocking code: the CLI calls it directly; the servers call it through lmtpd.stor
 from __future__ import annotations
 
 import dataclasses
-import email.parser
-import email.policy
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,12 @@ from lmtpd.addresses import (
     resolve,
 )
 from lmtpd.config import Config
-from lmtpd.store import maildir
+from lmtpd.store import generation, maildir
 from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageMeta, MessageRow
+from lmtpd.store.meta import parse_meta, read_meta
 
-__all__ = ["AddressError", "Drift", "DuplicateError", "MailboxInfo", "Store"]
+log = logging.getLogger("lmtpd.store")
+__all__ = ["AddressError", "Drift", "DuplicateError", "MailboxInfo", "Store", "parse_meta"]
 
 
 class StoreError(Exception):
@@ -64,22 +65,6 @@ class Drift:
         return f"{self.kind}: {self.mailbox} {self.folder} {self.name}{extra}"
 
 
-def parse_meta(header_bytes: bytes) -> MessageMeta:
-    """Message-ID, From and Subject from a header section, tolerant of garbage."""
-    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-    headers = parser.parsebytes(header_bytes)
-
-    def get(name: str) -> str:
-        value = headers.get(name)
-        if value is None:
-            return ""
-        text = str(value) if not isinstance(value, str) else value
-        return " ".join(text.split())[:998]
-
-    return MessageMeta(message_id=get("Message-ID"), from_addr=get("From"),
-                       subject=get("Subject"))
-
-
 class Store:
     def __init__(self, config: Config, *, durable_index: bool = False) -> None:
         self.config = config
@@ -99,6 +84,17 @@ class Store:
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
+            self._index = None
+
+    def reopen_if_replaced(self) -> bool:
+        """On the index thread: when the index file was replaced (restored from a backup),
+        open the new one, and tell every server process to drop what it cached of the old."""
+        if self._index is None or not self._index.replaced():
+            return False
+        log.warning("%s was replaced; opening the new index", self._index.path)
+        self.close()
+        generation.bump(self.config.store.index_path)
+        return True
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -228,8 +224,16 @@ class Store:
         base = self.mailbox_dir(mailbox.address)
         path = maildir.folder_dir(base, folder)
         if create:
+            if self.mail_root.is_dir():
+                maildir.check_no_links(self.mail_root, base)
             maildir.ensure_maildir(path, fsync=self.fsync, subfolder=path != base)
         return path
+
+    def lock_mailbox(self, mailbox: MailboxRow) -> int | None:
+        """The POP3 session lock of a mailbox (maildir.lock_mailbox), never through a link."""
+        base = self.mailbox_dir(mailbox.address)
+        maildir.check_no_links(self.mail_root, base)
+        return maildir.lock_mailbox(base)
 
     def folder_exists(self, mailbox: MailboxRow, folder: str) -> bool:
         try:
@@ -314,11 +318,8 @@ class Store:
         )
 
     def _meta_of(self, base: Path, stored: maildir.StoredFile) -> MessageMeta:
-        path = maildir.message_path(base, stored.folder, stored.subdir, stored.filename)
-        with maildir.open_message(path) as handle:
-            head = handle.read(64 * 1024)
-        end = head.find(b"\n\n")
-        return parse_meta(head[: end + 1] if end >= 0 else head)
+        return read_meta(maildir.message_path(base, stored.folder, stored.subdir,
+                                              stored.filename))
 
     def verify(self, address: str | None = None) -> list[Drift]:
         drift: list[Drift] = []
