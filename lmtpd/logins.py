@@ -47,7 +47,7 @@ class Authenticator:
     def __init__(self, workers: Workers, cache: LoginCache) -> None:
         self.workers = workers
         self.cache = cache
-        self.throttle = LoginThrottle(store=IndexRecords(lambda: workers.store.index))
+        self.throttle = LoginThrottle(IndexRecords(lambda: workers.store.index))
 
     @property
     def policy(self) -> Pop3Config:

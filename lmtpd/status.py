@@ -87,10 +87,6 @@ def too_many_connections() -> Reply:
     return Reply(421, "4.3.2", "too many connections, try again later")
 
 
-def shutting_down() -> Reply:
-    return Reply(421, "4.3.2", "service shutting down, try again later")
-
-
 def sender_ok() -> Reply:
     return Reply(250, "2.1.0", "sender ok")
 

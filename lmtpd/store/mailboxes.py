@@ -200,16 +200,6 @@ class Store:
             return True, auth.hash_password(password)
         return True, None
 
-    def authenticate(self, address: str, password: str) -> MailboxRow | None:
-        """The mailbox when the password is right and the mailbox enabled; else None."""
-        row = self.login_row(address)
-        accepted, new_hash = self.check_login(row, password)
-        if not accepted or row is None:
-            return None
-        if new_hash:
-            self.index.set_password(row.address, new_hash)
-        return row
-
     def over_quota(self, mailbox: MailboxRow, incoming: int = 0) -> bool:
         if mailbox.quota <= 0:
             return False
