@@ -53,6 +53,22 @@ def drop_privileges(config: Config) -> None:
         raise PrivilegeError("could not drop root privileges")
 
 
+def give_index_to_service_user(config: Config) -> None:
+    """After a command that ran as root: the index files it created belong to the service
+    user, who must be able to write them."""
+    ids = service_ids(config)
+    if ids is None:
+        return
+    index = config.store.index_path
+    for suffix in ("", "-wal", "-shm", "-writer", "-accounts"):
+        path = Path(f"{index}{suffix}")
+        try:
+            if path.lstat().st_uid == 0:
+                os.lchown(path, *ids)
+        except FileNotFoundError:
+            continue
+
+
 def store_root_warning(root: Path) -> str | None:
     """A store that users other than the service user can write to invites hard-link and
     symlink tricks: say so."""

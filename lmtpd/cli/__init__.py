@@ -63,14 +63,17 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 
 
 @contextmanager
-def open_store(durable: bool = True) -> Iterator[Store]:
+def open_store(durable: bool = True, *, as_service_user: bool = True) -> Iterator[Store]:
+    """The store, for a command. Run as root with `user` set, the command acts as the
+    service user (so what it makes in the store is theirs), unless it must read files only
+    root can (an import)."""
     state = click.get_current_context().ensure_object(State)
     config = state.config()
-    try:
-        # Run as root, act as the service user, so what is made in the store is theirs.
-        drop_privileges(config)
-    except (PrivilegeError, OSError) as error:
-        fail(str(error))
+    if as_service_user:
+        try:
+            drop_privileges(config)
+        except (PrivilegeError, OSError) as error:
+            fail(str(error))
     try:
         store = Store(config, durable_index=durable)
     except OSError as error:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +22,11 @@ from lmtpd.addresses import (
 )
 from lmtpd.config import Config
 from lmtpd.store import generation, maildir
-from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageMeta, MessageRow
-from lmtpd.store.meta import parse_meta, read_meta
+from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageRow
+from lmtpd.store.meta import parse_meta
 
 log = logging.getLogger("lmtpd.store")
-__all__ = ["AddressError", "Drift", "DuplicateError", "MailboxInfo", "Store", "parse_meta"]
+__all__ = ["AddressError", "DuplicateError", "MailboxInfo", "Store", "parse_meta"]
 
 
 class StoreError(Exception):
@@ -50,19 +50,6 @@ class MailboxInfo:
         if with_folders:
             data["folders"] = self.folders
         return data
-
-
-@dataclass(frozen=True)
-class Drift:
-    kind: str  # "file-without-row", "row-without-file", "size-drift"
-    mailbox: str
-    folder: str
-    name: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.kind}: {self.mailbox} {self.folder} {self.name}{extra}"
 
 
 class Store:
@@ -266,69 +253,3 @@ class Store:
         failed = set(maildir.remove_messages(paths, fsync=self.fsync))
         self.index.delete_messages(row.id for path, row in paths.items() if path not in failed)
         return [paths[p] for p in failed]
-
-    # -- maintenance -----------------------------------------------------------------------
-
-    def _targets(self, address: str | None) -> list[MailboxRow]:
-        if address:
-            return [self.mailbox(address)]
-        return self.index.list_mailboxes()
-
-    def reindex(self, address: str | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-        """Rebuild message rows from the Maildirs; (rows added, rows removed). UIDLs come from
-        file names, so every message keeps its UIDL. Locks are held only briefly per mailbox,
-        so delivery and POP3 go on meanwhile."""
-        total_added = total_removed = 0
-        for mailbox in self._targets(address):
-            base = self.mailbox_dir(mailbox.address)
-            files = list(maildir.scan(base))
-            rows = {(r.folder, r.uidl): r for r in self.index.messages(mailbox.id)}
-            add, moved = [], []
-            for stored in files:
-                row = rows.pop((stored.folder, stored.uidl), None)
-                if row is None:
-                    add.append((stored, self._meta_of(base, stored)))
-                elif (row.subdir, row.filename) != (stored.subdir, stored.filename):
-                    moved.append((row.id, stored))
-            # A row whose file was not seen may belong to a delivery that finished after the
-            # scan: only drop it if its file is still absent now.
-            stale = [r.id for r in rows.values() if not self.message_path(mailbox, r).exists()]
-            self.index.apply_sync(mailbox.id, add, moved, stale)
-            total_added += len(add)
-            total_removed += len(stale)
-            if progress:
-                progress(len(files))
-        return total_added, total_removed
-
-    def count_files(self, address: str | None = None) -> int:
-        return sum(
-            maildir.count_messages(self.mailbox_dir(m.address))
-            for m in self._targets(address)
-        )
-
-    def _meta_of(self, base: Path, stored: maildir.StoredFile) -> MessageMeta:
-        return read_meta(maildir.message_path(base, stored.folder, stored.subdir,
-                                              stored.filename))
-
-    def verify(self, address: str | None = None) -> list[Drift]:
-        drift: list[Drift] = []
-        for mailbox in self._targets(address):
-            base = self.mailbox_dir(mailbox.address)
-            files = {(f.folder, f.uidl): f for f in maildir.scan(base)}
-            for row in self.index.messages(mailbox.id):
-                stored = files.pop((row.folder, row.uidl), None)
-                if stored is None:
-                    drift.append(Drift("row-without-file", mailbox.address, row.folder,
-                                       f"{row.subdir}/{row.filename}"))
-                elif (stored.size, stored.crlf_size) != (row.size, row.crlf_size):
-                    drift.append(Drift(
-                        "size-drift", mailbox.address, row.folder, stored.relpath,
-                        f"index {row.size}/{row.crlf_size}, file "
-                        f"{stored.size}/{stored.crlf_size}"))
-            drift.extend(
-                Drift("file-without-row", mailbox.address, f.folder, f.relpath)
-                for f in files.values()
-            )
-        return drift
-
