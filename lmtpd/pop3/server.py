@@ -13,9 +13,7 @@ import logging
 import os
 import ssl
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from lmtpd import metrics
 from lmtpd.config import Config, Pop3Config
@@ -23,52 +21,22 @@ from lmtpd.logins import Attempt, Authenticator, Refusal
 from lmtpd.pop3 import protocol
 from lmtpd.pop3.login_cache import LoginCache
 from lmtpd.pop3.protocol import LoginFailure
+from lmtpd.pop3.retrieval import Disconnect, Entry, Retrieval
 from lmtpd.pop3.throttle import IPAddress, normalize_ip, plaintext_auth_allowed
 from lmtpd.shared import ConnectionCounts
 from lmtpd.store import maildir
-from lmtpd.store.index import MailboxRow, MessageRow
+from lmtpd.store.index import MailboxRow
 from lmtpd.store.reconcile import Reconciler
 from lmtpd.store.worker import Workers
 
 log = logging.getLogger("lmtpd.pop3")
 
 READ_SIZE = 4096
-# Messages are streamed in pieces of this size: big enough to keep thread hops few, small
-# enough that a 50 MB message costs well under a megabyte of memory per session.
-CHUNK_SIZE = 256 * 1024
 HANDSHAKE_TIMEOUT = 30.0
 CLOSE_GRACE = 5.0
 
-class Entry(NamedTuple):
-    """One message of a session's snapshot: only what POP3 needs, so a maildrop of tens of
-    thousands of messages stays small (the index row also carries subject, sender, ...)."""
-
-    id: int
-    uidl: str
-    crlf_size: int
-    size: int
-    subdir: str
-    filename: str
-    received: float
-    flags: str
-
-    @classmethod
-    def of(cls, row: MessageRow) -> Entry:
-        return cls(row.id, row.uidl, row.crlf_size, row.size, row.subdir, row.filename,
-                   row.received, row.flags)
-
-    def row(self, mailbox_id: int) -> MessageRow:
-        return MessageRow(self.id, mailbox_id, maildir.INBOX, self.subdir, self.filename,
-                          self.uidl, self.size, self.crlf_size, self.received, "", "", "",
-                          self.flags)
-
-
 _FAILURES = {Refusal.INVALID: LoginFailure.INVALID, Refusal.LOCKED: LoginFailure.LOCKED,
              Refusal.TEMPORARY: LoginFailure.TEMPORARY}
-
-
-class _Disconnect(Exception):
-    """The session must end now (the client vanished or a transfer broke)."""
 
 
 def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -142,7 +110,7 @@ class Pop3Server:
         self.sessions.add(session)
         try:
             await session.run(implicit_tls)
-        except (_Disconnect, OSError, TimeoutError):
+        except (Disconnect, OSError, TimeoutError):
             pass  # the client went away, broke TLS or stopped reading: nothing to report
         except asyncio.CancelledError:
             session.say_goodbye()
@@ -167,27 +135,6 @@ class Pop3Server:
             await asyncio.wait(tasks, timeout=CLOSE_GRACE)
 
 
-@dataclass
-class _ReadAhead:
-    """A message being read ahead: its chunks, and the first of them read (or being read) in
-    the file pool, with the whole RETR reply already encoded there when the message fits in
-    that chunk. Dropped unused, the generator closes its file when it is collected."""
-
-    index: int
-    chunks: Iterator[bytes]
-    first: asyncio.Future[tuple[bytes | None, bytes | None]]
-
-
-def _read_first(chunks: Iterator[bytes]) -> tuple[bytes | None, bytes | None]:
-    """In the file pool: the first chunk, and if it is the whole message, the message as RETR
-    sends it (CRLF, dot-stuffed, final dot), so the event loop only has to write it."""
-    chunk = next(chunks, None)
-    if chunk is None or len(chunk) >= CHUNK_SIZE:
-        return chunk, None
-    encoder = protocol.MessageEncoder()
-    return chunk, encoder.feed(chunk) + encoder.finish()
-
-
 class Session:
     """One connection: drives a protocol.Connection and does the I/O it asks for."""
 
@@ -206,10 +153,9 @@ class Session:
         self.conn: protocol.Connection | None = None
         self.mailbox: MailboxRow | None = None
         self.rows: list[Entry] = []
-        self.retrieved = 0
+        self.retrieval: Retrieval | None = None
         self._lock_fd: int | None = None
         self.deleted = 0
-        self._read_ahead: _ReadAhead | None = None
 
     @property
     def pop3(self) -> Pop3Config:
@@ -255,7 +201,8 @@ class Session:
             elif isinstance(event, protocol.StartTls):
                 await self._start_tls(conn, event)
             elif isinstance(event, protocol.Retrieve):
-                await self._retrieve(conn, event)
+                assert self.retrieval is not None
+                await self.retrieval.retrieve(conn, event)
             elif isinstance(event, protocol.Update):
                 await self._write((await self._update(conn, event)).data)
                 return
@@ -271,7 +218,7 @@ class Session:
             self._lock_fd = None
             metrics.pop3_session_closed()
             log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", mailbox.address,
-                     self.ip, self.retrieved, self.deleted)
+                     self.ip, self.retrieval.retrieved if self.retrieval else 0, self.deleted)
 
     def say_goodbye(self) -> None:
         """Best effort on server stop; never waits for a slow client."""
@@ -296,6 +243,17 @@ class Session:
         except TimeoutError:
             return None
 
+    # -- Output, for Retrieval ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self._drain()
+
+    async def send(self, data: bytes) -> None:
+        await self._write(data)
+
     async def _write(self, data: bytes, *, quick: bool = False) -> None:
         self.writer.write(data)
         await self._drain(quick=quick)
@@ -310,7 +268,7 @@ class Session:
             async with asyncio.timeout(1.0 if quick else self.pop3.timeout):
                 await self.writer.drain()
         except TimeoutError:
-            raise _Disconnect from None
+            raise Disconnect from None
 
     # -- commands that need the outside world ------------------------------------------------
 
@@ -326,6 +284,7 @@ class Session:
             return conn.login_failed(failure)
         try:
             self.rows = await self._open_maildrop(mailbox)
+            self.retrieval = Retrieval(self.workers, mailbox, self.rows, self)
         except Exception as error:
             log.error("pop3: user=%s: cannot open the mailbox: %s", mailbox.address, error)
             self.release()
@@ -389,92 +348,8 @@ class Session:
         except (ssl.SSLError, OSError, TimeoutError) as error:
             log.info("pop3: TLS handshake with %s failed: %s", self.ip, error)
             conn.tls_failed()
-            raise _Disconnect from None
+            raise Disconnect from None
         conn.tls_started(plaintext_allowed=self._plaintext_allowed(True))
-
-    async def _retrieve(self, conn: protocol.Connection, event: protocol.Retrieve) -> None:
-        assert self.mailbox is not None
-        index = event.number - 1
-        row = self.rows[index]
-        ahead, self._read_ahead = self._read_ahead, None
-        if ahead is None or ahead.index != index:
-            ahead = self._open(index)
-        try:
-            try:
-                chunk, whole = await ahead.first
-            except OSError as error:
-                log.error("pop3: user=%s: cannot read %s: %s", self.mailbox.address,
-                          row.filename, error)
-                await self._write(conn.message_unavailable().data)
-                return
-            if whole is not None and event.body_lines is None:
-                self.writer.write(event.status + whole)
-                self._read_next(index)
-                await self._drain()
-            else:
-                self._read_next(index)
-                await self._stream(event, ahead.chunks, chunk)
-        finally:
-            ahead.chunks.close()
-        if event.body_lines is None:
-            self.retrieved += 1
-            await self._mark_seen(index)
-
-    def _read_next(self, index: int) -> None:
-        """Clients fetch a mailbox in order: the message after `index` is read from disk
-        while this one goes out (started after its bytes are handed to the transport), so its
-        RETR finds it in memory instead of waiting for a trip to the file pool."""
-        if index + 1 < len(self.rows):
-            self._read_ahead = self._open(index + 1)
-
-    def _open(self, index: int) -> _ReadAhead:
-        """Start reading message `index` (0-based) in the file pool."""
-        assert self.mailbox is not None
-        path = self.store.message_path(self.mailbox, self.rows[index].row(self.mailbox.id))
-        chunks = maildir.read_chunks(path, CHUNK_SIZE)
-        first = asyncio.ensure_future(self.workers.io(_read_first, chunks))
-        # A read-ahead nobody asks for may fail unseen (the message was expunged meanwhile).
-        first.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return _ReadAhead(index, chunks, first)
-
-    async def _stream(self, event: protocol.Retrieve, chunks: Iterator[bytes],
-                      chunk: bytes | None) -> None:
-        encoder = protocol.MessageEncoder(event.body_lines)
-        # The status line, the message and the final dot go out in one write when the message
-        # fits in one chunk: one send and one wake-up of the client instead of three.
-        pending = [event.status]
-        try:
-            while chunk is not None:
-                out = encoder.feed(chunk)
-                if out:
-                    pending.append(out)
-                # A short read of a regular file is its end: no second trip to the pool.
-                if encoder.done or len(chunk) < CHUNK_SIZE:
-                    break
-                await self._write(b"".join(pending))
-                pending = []
-                chunk = await self.workers.io(next, chunks, None)
-        except OSError as error:
-            # The +OK is already out: the transfer cannot be turned into an -ERR any more.
-            log.error("pop3: read error while sending a message: %s", error)
-            raise _Disconnect from None
-        pending.append(encoder.finish())
-        await self._write(b"".join(pending))
-
-    async def _mark_seen(self, index: int) -> None:
-        """RETR moves the message to cur/ with the S flag, so an IMAP client of the same store
-        shows it as read. Failing here costs only the flag."""
-        assert self.mailbox is not None
-        row = self.rows[index]
-        if row.subdir == "cur" and "S" in row.flags:
-            return
-        try:
-            seen = await self.workers.db(self.store.mark_seen, self.mailbox,
-                                         row.row(self.mailbox.id))
-            self.rows[index] = Entry.of(seen)
-        except Exception as error:
-            log.warning("pop3: user=%s: cannot mark %s seen: %s", self.mailbox.address,
-                        row.filename, error)
 
     async def _update(self, conn: protocol.Connection, event: protocol.Update) -> protocol.Send:
         assert self.mailbox is not None
