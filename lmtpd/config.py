@@ -1,4 +1,4 @@
-"""Configuration: pydantic models of SPEC §3, TOML loading, lookup order, embedded defaults.
+"""Configuration: pydantic models of every key, TOML loading, lookup order, embedded defaults.
 
 Every model forbids unknown keys so a typo stops the program with the key's name instead of
 being silently ignored (Dovecot's `doveconf` does the same).

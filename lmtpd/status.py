@@ -1,4 +1,4 @@
-"""Every LMTP reply text in one place: the table of SPEC §5 plus the protocol replies.
+"""Every LMTP reply text in one place: the reply table of docs/lmtp.md plus the protocol replies.
 
 Each reply carries an RFC 3463 enhanced status code. `with_enhanced_code` adds one to the
 replies aiosmtpd composes on its own, so that no reply after LHLO goes without.
