@@ -413,3 +413,20 @@ def test_a_group_writable_store_is_warned_about(lmtpd_factory: Any) -> None:
     assert "writable by its group or by everyone" in result.stderr
     lmtpd.start()
     assert "writable by its group or by everyone" in lmtpd.log()
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit(lmtpd_factory: Any) -> None:
+    import resource
+
+    lmtpd: Lmtpd = lmtpd_factory({"processes": 1})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # inherited by lmtpd
+    try:
+        lmtpd.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert lmtpd.process is not None
+    [worker] = children_of(lmtpd.process.pid)
+    line = next(x for x in Path(f"/proc/{worker}/limits").read_text().splitlines()
+                if x.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)]
