@@ -28,6 +28,9 @@ SHUTDOWN_GRACE = 30.0
 PRUNE_EVERY = 60.0
 # How often the index file is checked for having been replaced (a restore from backup).
 INDEX_CHECK_EVERY = 1.0
+# How often the first worker compares every Maildir with the index and clears stale tmp/
+# files (also once at start).
+SWEEP_EVERY = 86400.0
 
 
 def prune_interval(config: Config) -> float:
@@ -92,7 +95,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
         self._spawn(self._maintain())
         if self.process == 0:
-            self._spawn(self._find_lost_messages())
+            self._spawn(self._sweep())
         _report(self.report_fd, "ready")
         await self._stop.wait()
         await self.shutdown()
@@ -140,11 +143,13 @@ class Worker:
         if removed:
             log.debug("pruned %d memories past their window", removed)
 
-    async def _find_lost_messages(self) -> None:
-        try:
-            await Reconciler(self.workers).everything()
-        except Exception as error:
-            log.error("looking for message files without index rows failed: %s", error)
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await Reconciler(self.workers).everything()
+            except Exception as error:
+                log.error("looking for message files without index rows failed: %s", error)
+            await asyncio.sleep(SWEEP_EVERY)
 
     async def shutdown(self) -> None:
         """Stop accepting, let transactions in progress finish, then close everything."""
