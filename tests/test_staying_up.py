@@ -430,3 +430,17 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit(lmtpd_factory: Any) ->
     line = next(x for x in Path(f"/proc/{worker}/limits").read_text().splitlines()
                 if x.startswith("Max open files"))
     assert line.split()[3:5] == [str(hard), str(hard)]
+
+
+def test_stale_tmp_files_are_cleared_at_start(lmtpd_factory: Any) -> None:
+    lmtpd: Lmtpd = lmtpd_factory()
+    lmtpd.add_mailbox("alice@example.org")
+    tmp = lmtpd.maildir("alice@example.org") / "tmp"
+    stale, fresh = tmp / "1.M1P1Q1.dead", tmp / "2.M2P2Q2.writing"
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    old = time.time() - 37 * 3600
+    os.utime(stale, (old, old))
+    lmtpd.start()
+    assert wait_for(lambda: not stale.exists())
+    assert fresh.exists()
