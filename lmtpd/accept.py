@@ -2,9 +2,9 @@
 
 Every server process listens on the same sockets. Left to asyncio, whichever process wakes
 first accepts everything queued (up to the backlog at once), so the four long-lived sessions
-an MTA opens under load can all land in one process while the others idle: measured here,
-3 + 1 and 4 + 0 splits over two processes were the common case, and the busy process's
-interpreter was the limit. A BalancedListener accepts one connection at a time and first
+an MTA opens under load can all land in one process while the others idle, and the busy
+process's interpreter becomes the limit (bench/README.md has the measurements). A
+BalancedListener accepts one connection at a time and first
 looks at a board of open connections per process, kept in shared memory: while another
 process has fewer, it steps back for a moment and lets that one accept. A process that does
 not take the connection within PATIENCE (stuck, or gone) does not hold it up: the next

@@ -10,8 +10,9 @@ Index rows of concurrent deliveries are committed together (`write_then_record`)
 index thread is busy, rows queue up and its next turn writes them all in one transaction, so
 a burst of deliveries pays for one commit instead of one each. The file pool hands a written
 message's row straight to that queue, and the index thread answers the waiting coroutine:
-every hop between the event loop and a thread costs wake-ups and a turn at the GIL (about
-0.3 ms under load, measured), so a delivery makes as few as it can.
+every hop between the event loop and a thread costs wake-ups and a turn at the GIL (a
+large share of a delivery's time under load: bench/README.md), so a delivery makes as few
+as it can.
 """
 
 from __future__ import annotations
