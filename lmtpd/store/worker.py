@@ -22,7 +22,7 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from lmtpd.store.mailboxes import Store
 
@@ -30,7 +30,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 
-_Pending = tuple[Callable[[], Any], "asyncio.Future[Any]"]
+class _Pending(NamedTuple):
+    """A row waiting for the next group commit, and who waits for its outcome."""
+
+    record: Callable[[], Any]
+    future: asyncio.Future[Any]
 
 
 # Concurrent password checks per process; with argon2's 64 MiB each, the peak memory of
@@ -92,7 +96,7 @@ class Workers:
     def _enqueue(self, loop: asyncio.AbstractEventLoop, call: Callable[[], Any],
                  future: asyncio.Future[Any]) -> None:
         with self._group_lock:
-            self._group.append((call, future))
+            self._group.append(_Pending(call, future))
             schedule = not self._group_scheduled
             self._group_scheduled = True
         if schedule:
@@ -109,18 +113,18 @@ class Workers:
         index = self.store.index
         try:
             with index.transaction():
-                outcomes = [(call(), None) for call, _ in batch]
+                outcomes = [(pending.record(), None) for pending in batch]
         except Exception:
             if index.conn.in_transaction:  # a failed COMMIT leaves the transaction open
                 index.conn.rollback()
             outcomes = []
-            for call, _ in batch:
+            for pending in batch:
                 try:
-                    outcomes.append((call(), None))
+                    outcomes.append((pending.record(), None))
                 except Exception as error:
                     outcomes.append((None, error))
-        for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, result, error)
+        for pending, (result, error) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, pending.future, result, error)
 
     def close(self) -> None:
         self._submit.shutdown(wait=True)
