@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
@@ -54,25 +54,21 @@ class Workers:
         self._group_lock = threading.Lock()
         self._group_scheduled = False
 
-    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run `fn` on the index thread (anything that touches SQLite)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._db, functools.partial(fn, *args, **kwargs))
 
-    async def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn` in the file pool (Maildir writes, fsync, reads, CPU-heavy checks)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
+    def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """Run `fn` in the disk pool (Maildir writes, fsync, reads, Sieve)."""
+        return _run_in(self._io, functools.partial(fn, *args, **kwargs))
 
-    async def hash(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def hash(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run a password check or hash in the bounded hashing pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._hash, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._hash, functools.partial(fn, *args, **kwargs))
 
-    async def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run an outgoing submission (SMTP or sendmail) in its own pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._submit, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._submit, functools.partial(fn, *args, **kwargs))
 
     async def write_then_record(self, write: Callable[[], T], record: Callable[[T], R]) -> R:
         """`write()` in the file pool, then `record(written)` in the next group commit on
@@ -132,6 +128,10 @@ class Workers:
         self._io.shutdown(wait=True)
         self._db.shutdown(wait=True)
         self.store.close()
+
+
+def _run_in(executor: ThreadPoolExecutor, call: Callable[[], T]) -> asyncio.Future[T]:
+    return asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
