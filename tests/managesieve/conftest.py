@@ -60,7 +60,8 @@ def sieve_lmtpd(tmp_path_factory: pytest.TempPathFactory,
     script limit; a fresh mailbox per test keeps the tests apart."""
     instance = Lmtpd(tmp_path_factory.mktemp("managesieve"),
                      {**sieve_overrides(localhost_cert, max_scripts=5),
-                      "sieve": {"max_script_size": "4K"}})
+                      "sieve": {"max_script_size": "4K"},
+                      "metrics": {"listen": f"127.0.0.1:{free_port()}"}})
     instance.start()
     yield instance
     instance.stop()

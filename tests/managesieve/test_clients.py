@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,11 @@ def test_literals_in_both_forms_and_the_cli_sees_the_same_scripts(sieve_lmtpd: L
     log = sieve_lmtpd.log()
     assert f"managesieve: putscript user={user} ip=127.0.0.1 name=sync bytes=6 result=ok" in log
     assert f"managesieve: setactive user={user} ip=127.0.0.1 name=plus! result=ok" in log
+    metrics = urllib.request.urlopen(f"http://{sieve_lmtpd.settings['metrics']['listen']}/",
+                                     timeout=10).read().decode()
+    counted = re.search(r'^lmtpd_managesieve_changes_total\{command="putscript",'
+                        r'outcome="ok"\} (\d+)', metrics, re.MULTILINE)
+    assert counted is not None and float(counted.group(1)) >= 2
 
 
 def run_sieve_connect(instance: Lmtpd, user: str, *args: str) -> subprocess.CompletedProcess:
