@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lmtpd import config
+from lmtpd.replay import Envelope, split_trace
 from lmtpd.store.index import Index
 from lmtpd.store.mailboxes import Store
 from tests.conftest import LMTPD, Lmtpd, lmtp_send
@@ -228,3 +229,22 @@ def test_sieve_test_resolves_the_address_as_delivery_does(replay_lmtpd: Lmtpd) -
     assert several.returncode == 1 and "2 mailboxes" in several.stderr
     unknown = lmtpd.cli("sieve", "test", "nobody@example.org", str(message), check=False)
     assert unknown.returncode == 1 and "no such mailbox" in unknown.stderr
+
+
+def test_the_envelope_comes_from_the_lines_delivery_put_on_top() -> None:
+    stored = (b"Return-Path: <bob@example.net>\nDelivered-To: alice+lists@example.org\n"
+              b"X-Original-To: lists@example.org\n"
+              b"Received: from mx by mail.example.org (lmtpd) with LMTP id 1A2B for "
+              b"<alice+lists@example.org>; Mon, 30 Nov 2026 10:00:00 +0000\n"
+              b"Received: from elsewhere by mx; Mon, 30 Nov 2026 09:59:00 +0000\n"
+              b"Delivered-To: earlier@example.net\nSubject: hi\n\nbody\n")
+    envelope, message = split_trace(stored, ALICE)
+    assert envelope == Envelope("bob@example.net", "alice+lists@example.org")
+    assert message == (b"X-Original-To: lists@example.org\n"
+                       b"Received: from elsewhere by mx; Mon, 30 Nov 2026 09:59:00 +0000\n"
+                       b"Delivered-To: earlier@example.net\nSubject: hi\n\nbody\n")
+    # A null sender, and a file that did not come through delivery.
+    assert split_trace(b"Return-Path: <>\nDelivered-To: a@x\n\nb\n", ALICE)[0] == Envelope(
+        "", "a@x")
+    plain = b"Subject: imported\n\nbody\n"
+    assert split_trace(plain, ALICE) == (Envelope("", ALICE), plain)

@@ -13,6 +13,7 @@ from lmtpd.scripts import SieveSyntaxError, check_script
 from lmtpd.store.index import (
     ActiveScriptError,
     DuplicateError,
+    Index,
     MailboxRow,
     NotFoundError,
     ScriptCountError,
@@ -31,13 +32,16 @@ _FAILURES: dict[type[Exception], Failure] = {
 class ScriptBox:
     def __init__(self, workers: Workers, mailbox: MailboxRow, ip: str) -> None:
         self.workers = workers
-        self.index = lambda: workers.store.index
         self.mailbox = mailbox
         self.ip = ip
 
     @property
     def config(self) -> Config:
         return self.workers.store.config  # read at each use: a reload replaces it
+
+    def index(self) -> Index:
+        """The index, on the index thread (the store may reopen it)."""
+        return self.workers.store.index
 
     async def perform(self, operation: op.Operation) -> Result:
         try:
