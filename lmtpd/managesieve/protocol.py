@@ -270,6 +270,9 @@ class Connection:
         return Perform(parsed)
 
     def _syntax_problem(self, problem: wire.SyntaxProblem) -> Event:
+        if problem.fatal:
+            self.state = State.CLOSED
+            return Send(b"BYE " + wire.quote(problem.message) + wire.CRLF, close=True)
         if problem.literal_size is not None and problem.name in ("PUTSCRIPT", "CHECKSCRIPT"):
             return Send(no(f"Script is too large (max {self.max_script_size} bytes).",
                            "QUOTA/MAXSIZE"))

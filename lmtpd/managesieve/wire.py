@@ -4,7 +4,8 @@ literals split out of received bytes, and strings quoted for responses. No I/O.
 A literal is `{n+}` (the form RFC 5804 defines for clients) or `{n}` (accepted as Dovecot
 does; no continuation is sent for it, as ManageSieve has none). Memory stays bounded: a line
 longer than `max_line` is dropped to its end and reported once, and a literal longer than
-`max_literal` is read past without being kept and reported with its size.
+`max_literal` is read past without being kept and reported with its size (one absurdly
+larger ends the session).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import re
 from dataclasses import dataclass
 
 CRLF = b"\r\n"
+# A literal over the limit is read past and dropped; one over this many times the limit ends
+# the connection instead.
+SKIP_LIMIT = 16
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,19})(\+?)\}\r?$")
 
 
@@ -60,6 +64,7 @@ class SyntaxProblem:
     message: str
     name: str = ""
     literal_size: int | None = None
+    fatal: bool = False  # the connection cannot go on (a literal too large to read past)
 
 
 class _Skipped:
@@ -127,6 +132,11 @@ class CommandReader:
                 return self._finish()
             self._parts.append(segment[: literal.start()])
             self._literal_left = int(literal.group(1))
+            if self._literal_left > SKIP_LIMIT * self.max_literal:
+                # Reading past it would take for ever: end the session, as Dovecot does.
+                self._reset()
+                self._buffer.clear()
+                return SyntaxProblem("Literal size too large.", fatal=True)
             # The literals of one command together stay within max_literal.
             self._keep_literal = self._kept + self._literal_left <= self.max_literal
             if self._keep_literal:

@@ -156,6 +156,13 @@ def test_a_script_over_the_size_limit_is_read_past_and_refused() -> None:
     assert perform(conn, b"LISTSCRIPTS\r\n") == op.ListScripts()
 
 
+def test_a_literal_too_large_to_read_past_ends_the_session() -> None:
+    conn = logged_in(max_script_size=10)
+    event = feed(conn, b'PUTSCRIPT "big" {100000000+}\r\n')
+    assert isinstance(event, protocol.Send) and event.close
+    assert event.data == b'BYE "Literal size too large."\r\n'
+
+
 def test_havespace() -> None:
     conn = logged_in(max_script_size=100)
     assert perform(conn, b'HAVESPACE "a" 100\r\n') == op.HaveSpace("a", 100)
