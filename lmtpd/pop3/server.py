@@ -215,7 +215,11 @@ class Session:
                 assert self.retrieval is not None
                 await self.retrieval.retrieve(conn, event)
             elif isinstance(event, protocol.Update):
-                await self._write((await self._update(conn, event)).data)
+                answer = await self._update(conn, event)
+                # The mailbox is given back before the client hears that its session is
+                # over, so it can log in again the moment it reads the answer.
+                self.release()
+                await self._write(answer.data)
                 return
 
     def release(self) -> None:
