@@ -8,8 +8,7 @@ import click
 
 from lmtpd.cli import config_option, fail, print_json, store_command
 from lmtpd.filtering import SieveRunner
-from lmtpd.sieve import SieveSyntaxError, actions_to_json
-from lmtpd.sieve.actions import Discard, Redirect, Reject, Store, Vacation
+from lmtpd.sieve import FileInto, SieveSyntaxError, actions_to_json
 from lmtpd.store.mailboxes import Store as MailStore
 
 
@@ -42,9 +41,11 @@ def sieve_set(store: MailStore, address: str, file: str) -> None:
     mailbox = store.mailbox(address)
     text = _read(file)
     try:
-        SieveRunner(store.config).compile(text)
+        compiled = SieveRunner(store.config).compile(text, uploading=True)
     except SieveSyntaxError as error:
         fail(f"{file}: {error}; the previous script stays in force")
+    for warning in compiled.warnings:
+        click.echo(f"{file}: warning: {warning}", err=True)
     store.index.set_sieve_script(mailbox.id, text)
     click.echo(f"sieve script of {mailbox.address} set ({len(text.encode())} bytes)")
 
@@ -72,21 +73,6 @@ def sieve_delete(store: MailStore, address: str) -> None:
     if not store.index.delete_sieve_script(mailbox.id):
         fail(f"{mailbox.address} has no sieve script")
     click.echo(f"sieve script of {mailbox.address} deleted")
-
-
-def describe(action: object) -> str:
-    if isinstance(action, Store):
-        flags = f" flags {' '.join(action.flags)}" if action.flags else ""
-        return f"store into {action.folder}{flags}"
-    if isinstance(action, Discard):
-        return "discard"
-    if isinstance(action, Reject):
-        return f"reject: {action.reason}"
-    if isinstance(action, Redirect):
-        return f"redirect to {action.address}{' (copy)' if action.copy else ''}"
-    if isinstance(action, Vacation):
-        return f"vacation reply to {action.to}: {action.subject}"
-    return repr(action)
 
 
 @sieve.command("test")
@@ -119,7 +105,7 @@ def sieve_test(store: MailStore, address: str, message_file: str, sender: str,
         mailbox_address=mailbox.address,
         mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
     )
-    actions = result.actions if result is not None else [Store("INBOX")]
+    actions = result.actions if result is not None else [FileInto("INBOX")]
     if as_json:
         document = actions_to_json(actions)
         if result is not None and result.errors:
@@ -127,7 +113,7 @@ def sieve_test(store: MailStore, address: str, message_file: str, sender: str,
         print_json(document)
         return
     for action in actions:
-        click.echo(describe(action))
+        click.echo(action.describe())
     for error in result.errors if result is not None else []:
         click.echo(f"error: {error}", err=True)
 

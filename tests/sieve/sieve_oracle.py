@@ -13,11 +13,11 @@ from pathlib import Path
 from lmtpd.sieve import (
     Discard,
     Envelope,
+    FileInto,
     MessageContext,
     Redirect,
     Reject,
     SieveResult,
-    Store,
     Vacation,
 )
 from lmtpd.sieve.vacation import default_subject
@@ -163,12 +163,12 @@ def normalize_ours(case: Case, result: SieveResult, msg: MessageContext) -> tupl
     if result.errors:
         return "error", (("store", "INBOX", frozenset()),)
     if case.execute:
-        stores = sorted({a.folder for a in result.actions if isinstance(a, Store)})
+        stores = sorted({a.folder for a in result.actions if isinstance(a, FileInto)})
         sent = any(isinstance(a, Vacation) for a in result.actions)
         return "ok", ("executed", tuple(stores), sent)
     out: list[tuple[object, ...]] = []
     for a in result.actions:
-        if isinstance(a, Store):
+        if isinstance(a, FileInto):
             out.append(("store", a.folder, frozenset(f.lower() for f in a.flags)))
         elif isinstance(a, Discard):
             out.append(("discard",))

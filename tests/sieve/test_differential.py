@@ -6,7 +6,7 @@ import pytest
 from sieve_cases import CASES
 from sieve_oracle import Case, envelope_of, normalize_ours
 
-from lmtpd.sieve import MessageContext, SieveSyntaxError, evaluate, parse
+from lmtpd.sieve import MessageContext, SieveSyntaxError, compile, evaluate
 
 
 def test_enough_cases() -> None:
@@ -20,7 +20,7 @@ def test_agrees_with_sieve_test(case: Case, oracle_results: dict) -> None:
     if case.expect_compile_error:
         assert kind == "compile", f"sieve-test accepted a script we expect refused:\n{raw}"
     try:
-        script = parse(case.script)
+        script = compile(case.script)
     except SieveSyntaxError as e:
         assert kind == "compile", f"we refused ({e}) but sieve-test ran it:\n{raw}"
         return

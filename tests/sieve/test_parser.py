@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lmtpd.sieve import SieveSyntaxError, parse
-from lmtpd.sieve.parser import Command
+from lmtpd.sieve import SieveSyntaxError, compile
+from lmtpd.sieve.ast import Command
 
 
 def first(text: str) -> Command:
-    return parse(text).commands[-1]
+    return compile(text).commands[-1]
 
 
 def test_strings_escapes_and_lists() -> None:
@@ -32,19 +32,19 @@ def test_numbers_with_quantifiers() -> None:
 
 
 def test_comments_and_nesting() -> None:
-    script = parse("# hash\n/* block\ncomment */ if true { if false { stop; } }")
+    script = compile("# hash\n/* block\ncomment */ if true { if false { stop; } }")
     outer = script.commands[0]
     assert outer.block is not None and outer.block[0].name == "if"
 
 
 def test_requires_are_collected() -> None:
-    script = parse('require ["fileinto", "copy"]; require "variables";')
+    script = compile('require ["fileinto", "copy"]; require "variables";')
     assert script.requires == {"fileinto", "copy", "variables"}
 
 
 def test_fifteen_levels_of_nesting_are_supported() -> None:
-    parse("if true {" * 15 + "keep;" + "}" * 15)
-    parse("if " + "not " * 15 + "true { keep; }")
+    compile("if true {" * 15 + "keep;" + "}" * 15)
+    compile("if " + "not " * 15 + "true { keep; }")
 
 
 def test_error_str_format() -> None:
@@ -81,7 +81,7 @@ def test_error_str_format() -> None:
 )
 def test_error_positions(text: str, line: int, column: int, fragment: str) -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse(text)
+        compile(text)
     err = info.value
     assert fragment in err.message
     assert (err.line, err.column) == (line, column), str(err)
@@ -90,22 +90,22 @@ def test_error_positions(text: str, line: int, column: int, fragment: str) -> No
 
 def test_column_counts_characters_not_bytes() -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse('if header :is "subject" "ü€é" { keep; } frob;')
+        compile('if header :is "subject" "ü€é" { keep; } frob;')
     assert info.value.column == 41
 
 
 def test_invalid_utf8_is_refused_with_position() -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse(b"keep;\n# \xff\n")
+        compile(b"keep;\n# \xff\n")
     assert (info.value.line, info.value.column) == (2, 3)
 
 
 def test_extension_tags_need_their_require() -> None:
     with pytest.raises(SieveSyntaxError, match="':flags'"):
-        parse('keep :flags "\\\\Seen";')
+        compile('keep :flags "\\\\Seen";')
     with pytest.raises(SieveSyntaxError, match="':detail'"):
-        parse('if address :detail "to" "x" { keep; }')
-    parse(
+        compile('if address :detail "to" "x" { keep; }')
+    compile(
         'require ["imap4flags", "subaddress"]; keep :flags "\\\\Seen";'
         'if address :detail "to" "x" { keep; }'
     )
