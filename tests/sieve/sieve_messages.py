@@ -210,3 +210,10 @@ Message-ID: <odd-1@example.com>
 odd
 """
 MESSAGES["odd"] = ODD
+
+MESSAGES["nomsgid"] = b"""From: sender@example.com
+To: user@example.org
+Subject: no message id
+
+body
+"""

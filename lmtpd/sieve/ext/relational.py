@@ -19,12 +19,16 @@ OPERATORS: dict[str, Callable[[int], bool]] = {
 
 def _check(comparator: Comparator, operator: object, keys: Sequence[str]) -> None:
     del comparator, keys
-    if str(operator).lower() not in OPERATORS:
-        raise MatchError(f"invalid relational match '{operator}'")
+    # a constant, lower-case operator: Pigeonhole refuses "GT" and "${op}"
+    if operator not in OPERATORS:
+        raise MatchError(
+            'the relational match type requires one of "gt", "ge", "lt", "le", "eq" or '
+            f'"ne", but "{operator}" was found'
+        )
 
 
 def _relation(value: str, key: str, comparator: Comparator, operator: object) -> list[str] | None:
-    holds = OPERATORS[str(operator).lower()](comparator.compare(value, key))
+    holds = OPERATORS[str(operator)](comparator.compare(value, key))
     return [] if holds else None
 
 
