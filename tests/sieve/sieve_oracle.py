@@ -193,8 +193,9 @@ def normalize_ours(case: Case, result: SieveResult, msg: MessageContext) -> tupl
     if result.errors:
         return "error", (("store", "INBOX", frozenset()),)
     if case.stored:
-        copies = [(a.folder, a.message or msg.raw) for a in result.actions
-                  if isinstance(a, FileInto)]
+        # stored as lmtpd and Dovecot store a message: with LF line ends
+        copies = [(a.folder, (a.message or msg.raw).replace(b"\r\n", b"\n"))
+                  for a in result.actions if isinstance(a, FileInto)]
         return "ok", ("stored", tuple(sorted(copies)))
     if case.execute:
         stores = sorted({a.folder for a in result.actions if isinstance(a, FileInto)})

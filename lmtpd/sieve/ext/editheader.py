@@ -120,6 +120,8 @@ def _run_addheader(rt: Runtime, cmd: Command) -> None:
     if len(value.encode()) > rt.limits.max_header_size:
         raise SieveRuntimeError("addheader action: specified header value is too large")
     eol = "\r\n" if rt.msg.crlf else "\n"
+    # line breaks at the end go (a text: string ends with one); blanks before them stay
+    value = value.rstrip("\r\n")
     raw = fold(_sanitize(name), _encode(value), eol).encode()
     unfolded = re.sub(r"\r?\n", "", value)
     field = HeaderField(name.lower(), " " + unfolded, raw)
@@ -133,10 +135,9 @@ def _run_addheader(rt: Runtime, cmd: Command) -> None:
 
 def _check_deleteheader(checker: Checker, cmd: Command) -> None:
     if "last" in cmd.tags and "index" not in cmd.tags:
-        raise checker.error(
-            "the :last tag for the deleteheader command cannot be specified without the "
-            ":index tag", cmd,
-        )
+        # Pigeonhole reports this but compiles the script; :last alone changes nothing
+        checker.warn("the :last tag for the deleteheader command cannot be specified without "
+                     "the :index tag", cmd)
     names = cmd.positional[0]
     name = names[0] if isinstance(names, list) and len(names) == 1 else names
     if isinstance(name, str) and checker.constant(name):
