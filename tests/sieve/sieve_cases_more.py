@@ -213,6 +213,7 @@ c("header-bad-name-warns", 'if header "a b" "x" { discard; } if exists "a:b" { d
 
 # --- relational (RFC 5231) and i;ascii-numeric ---------------------------------------------
 REL = 'require ["relational", "comparator-i;ascii-numeric", "fileinto"]; '
+RELV = REL + 'require "variables"; '
 NUM = ':comparator "i;ascii-numeric"'
 c("rel-count-to", REL + f'if address :count "eq" {NUM} "to" "1" {{ fileinto "Hit"; }}')
 c("rel-count-cc-group", REL + f'if address :count "ge" {NUM} "cc" "3" {{ fileinto "Hit"; }}',
@@ -235,13 +236,13 @@ c("rel-value-numeric-lt-miss",
 c("rel-value-spam-score",
   REL + f'if header :value "ge" {NUM} "x-spam-score" "7" {{ fileinto "Junk"; }}', "spam")
 c("rel-value-numeric-leading-zeros",
-  REL + f'if string :value "eq" {NUM} "007" "7" {{ fileinto "Hit"; }}')
+  RELV + f'if string :value "eq" {NUM} "007" "7" {{ fileinto "Hit"; }}')
 c("rel-value-numeric-infinity",
-  REL + f'if string :value "gt" {NUM} "abc" "99999" {{ fileinto "Hit"; }}')
+  RELV + f'if string :value "gt" {NUM} "abc" "99999" {{ fileinto "Hit"; }}')
 c("rel-value-numeric-both-infinite",
-  REL + f'if string :value "eq" {NUM} "abc" "xyz" {{ fileinto "Hit"; }}')
+  RELV + f'if string :value "eq" {NUM} "abc" "xyz" {{ fileinto "Hit"; }}')
 c("rel-value-numeric-empty",
-  REL + f'if string :value "lt" {NUM} "" "1" {{ fileinto "Hit"; }}')
+  RELV + f'if string :value "lt" {NUM} "" "1" {{ fileinto "Hit"; }}')
 c("rel-value-casemap-gt", REL + 'if header :value "gt" "subject" "MEETING" { fileinto "Hit"; }')
 c("rel-value-casemap-lt", REL + 'if header :value "lt" "subject" "Zebra" { fileinto "Hit"; }')
 c("rel-value-octet", REL + 'if header :value "lt" :comparator "i;octet" "subject" "meeting" '
@@ -261,6 +262,8 @@ c("rel-hasflag-count",
   f'if hasflag :count "eq" {NUM} "2" {{ fileinto "Hit"; }}')
 c("rel-is-numeric", REL + f'if header :is {NUM} "x-priority" "03" {{ fileinto "Hit"; }}')
 c("rel-body-count", REL + f'require "body"; if body :count "eq" {NUM} :text "1" '
+  '{ fileinto "Hit"; }', "multipart")
+c("rel-body-count-2", REL + f'require "body"; if body :count "eq" {NUM} :text "2" '
   '{ fileinto "Hit"; }', "multipart")
 err("rel-bad-operator", REL + 'if header :value "gg" "subject" "x" { keep; }')
 err("rel-operator-uppercase", REL + 'if header :value "GT" "subject" "x" { keep; }')
@@ -401,8 +404,12 @@ c("index-header-out-of-range", IX + 'if header :index 9 :matches "x-count" "*" '
 c("index-header-list", IX + 'if header :index 2 :matches ["x-count", "subject"] "*" '
   '{ fileinto "${1}"; }', "dated")
 c("index-address", IX + 'if address :index 2 :matches "to" "*" { fileinto "${1}"; }', "folded")
-c("index-address-last", IX + 'if address :index 1 :last :all :matches "received" "*" {}'
-  ' if address :index 1 :last :matches "to" "*" { fileinto "${1}"; }', "folded")
+c("index-address-last", IX + 'if address :index 1 :last :matches "to" "*" { fileinto "${1}"; }',
+  "folded")
+c("index-address-first", IX + 'if address :index 1 :matches "to" "*" { fileinto "${1}"; }',
+  "folded")
+c("index-address-list", IX + 'if address :index 2 :all :matches ["from", "to"] "*" '
+  '{ fileinto "${1}"; }', "folded")
 c("index-date-first", 'require ["index", "date", "variables", "fileinto"]; '
   'if date :index 1 :originalzone :matches "received" "zone" "*" { fileinto "${1}"; }', "dated")
 err("index-zero", IX + 'if header :index 0 "subject" "x" { keep; }')
@@ -483,3 +490,142 @@ err("editheader-delete-no-name", EH + "deleteheader;")
 err("editheader-too-large", EH + 'addheader "X-Big" "' + "v" * 2049 + '";')
 c("editheader-value-1024", EH + 'addheader "X-Big" "' + "v" * 1024 + '";')
 err("editheader-delete-bad-name", EH + 'deleteheader "a b";')
+
+# --- encoded-character (RFC 5228 2.4.2.4) ------------------------------------------------
+EC = 'require ["encoded-character", "fileinto"]; '
+c("encoded-hex", EC + 'fileinto "${hex:41 42 43}";')
+c("encoded-hex-lower", EC + 'fileinto "${hex:6d 65}x";')
+c("encoded-hex-utf8", EC + 'fileinto "${hex:C3 BC}ber";')
+c("encoded-unicode", EC + 'fileinto "${unicode:263a}";')
+c("encoded-unicode-several", EC + 'fileinto "${unicode: 48 49 }";')
+c("encoded-abbreviated", EC + 'fileinto "${h:41}${u:42}${:43}${HEX:44}";')
+c("encoded-not-well-formed", EC + 'fileinto "${hex:}${hex:4G}${hexa:41}${hex:414}x";')
+c("encoded-unterminated", EC + 'fileinto "${hex:41";')
+c("encoded-in-test", EC + 'if header :contains "subject" "${hex:46 72}iday" { fileinto "Hit"; }')
+c("encoded-in-list", EC + 'if header :is "subject" ["x", "Meeting on ${unicode:46}riday"] '
+  '{ fileinto "Hit"; }')
+c("encoded-multiline", EC + 'fileinto text:\n${hex:41}b\n.\n;')
+c("encoded-not-required", 'require "fileinto"; fileinto "${hex:41}";')
+c("encoded-makes-variable", EC + 'require "variables"; set "x" "Box"; fileinto "${hex:24}{x}";')
+c("encoded-nested", EC + 'fileinto "${hex:${hex:41}}";')
+err("encoded-bad-unicode", EC + 'fileinto "${unicode:D800}";')
+err("encoded-unicode-too-big", EC + 'fileinto "${unicode:110000}";')
+c("encoded-bad-unicode-not-closed", EC + 'fileinto "${unicode:D800";')
+
+# --- environment (RFC 5183) ---------------------------------------------------------------
+# sieve-test calls itself location "MS" in phase "post"; lmtpd is an MDA during delivery.
+EN = 'require ["environment", "variables", "fileinto"]; '
+c("environment-location", EN + 'if environment :is "location" "MDA" { fileinto "Hit"; }',
+  oracle_script=EN + 'if environment :is "location" "MS" { fileinto "Hit"; }')
+c("environment-phase", EN + 'if environment :is "phase" "during" { fileinto "Hit"; }',
+  oracle_script=EN + 'if environment :is "phase" "post" { fileinto "Hit"; }')
+c("environment-name", EN + 'if environment :contains "name" "lmtpd" { fileinto "Hit"; }',
+  oracle_script=EN + 'if environment :contains "name" "Pigeonhole" { fileinto "Hit"; }')
+c("environment-host", EN + 'if environment :matches "host" "*" { fileinto "${1}"; }')
+c("environment-domain", EN + 'if environment :matches "domain" "*" { fileinto "${1}"; }')
+c("environment-unknown", EN + 'if environment :matches "nonsense" "*" { fileinto "Hit"; }')
+c("environment-unknown-empty", EN + 'if environment :is "nonsense" "" { fileinto "Hit"; }')
+c("environment-case", EN + 'if environment :matches "HOST" "*" { fileinto "${1}"; }')
+c("environment-remote", EN + 'if environment :matches "remote-ip" "*" { fileinto "Hit"; }')
+err("environment-norequire", 'if environment "host" "x" { keep; }')
+err("environment-one-arg", EN + 'if environment "host" { keep; }')
+
+# --- mailbox (RFC 5490) -------------------------------------------------------------------
+MB = 'require ["mailbox", "fileinto", "variables"]; '
+c("mailbox-exists-variable", MB + 'set "f" "Archive"; if mailboxexists "${f}" { fileinto "${f}"; }',
+  folders=("Archive",))
+c("mailbox-create-variable", MB + 'set "f" "New"; fileinto :create "${f}";')
+c("mailbox-exists-empty-list", MB + 'if mailboxexists "Nope" { keep; } else { discard; }')
+err("mailbox-norequire", 'if mailboxexists "INBOX" { keep; }')
+err("mailbox-exists-number", MB + "if mailboxexists 1 { keep; }")
+
+# --- mime and foreverypart (RFC 5703) ------------------------------------------------------
+MM = 'require ["mime", "foreverypart", "variables", "fileinto"]; '
+c("mime-foreverypart-types", MM + 'foreverypart { if header :mime :contenttype :matches '
+  '"content-type" "*" { fileinto "${1}"; } }', "multipart")
+c("mime-foreverypart-plain", MM + 'foreverypart { fileinto "part"; }')
+c("mime-foreverypart-type", MM + 'foreverypart { if header :mime :type "content-type" "text" '
+  '{ fileinto "Text"; } }', "multipart")
+c("mime-foreverypart-subtype", MM + 'foreverypart { if header :mime :subtype :matches '
+  '"content-type" "*" { fileinto "sub-${1}"; } }', "multipart")
+c("mime-foreverypart-param", MM + 'foreverypart { if header :mime :param "charset" :matches '
+  '"content-type" "*" { fileinto "cs-${1}"; } }', "multipart")
+c("mime-foreverypart-param-name", MM + 'foreverypart { if header :mime :param "name" :is '
+  '"content-type" "data.bin" { fileinto "Attachment"; } }', "multipart")
+c("mime-foreverypart-whole-header", MM + 'foreverypart { if header :mime :matches '
+  '"content-type" "*" { fileinto "${1}"; } }', "multipart")
+c("mime-foreverypart-break", MM + 'foreverypart { if header :mime :subtype "content-type" '
+  '"plain" { fileinto "Found"; break; } fileinto "Before"; }', "multipart")
+c("mime-foreverypart-named-break", MM + 'foreverypart :name "outer" { foreverypart '
+  '{ break :name "outer"; } fileinto "NotReached"; } fileinto "After";', "multipart")
+# Pigeonhole 0.5.19 fails ("corrupt binary") when commands follow a nested loop that found
+# no parts; those scripts are unit tests (test_extensions.py), these run on both.
+c("mime-foreverypart-inner-break", MM + 'foreverypart :name "outer" { fileinto "Outer"; '
+  'foreverypart { break; } }', "multipart")
+c("mime-foreverypart-nested", MM + 'foreverypart { foreverypart { if header :mime :contenttype '
+  ':matches "content-type" "*" { fileinto "in-${1}"; } } }', "multipart")
+c("mime-foreverypart-nested-count", MM + 'set "n" ""; foreverypart { set "n" "${n}o"; '
+  'foreverypart { set "n" "${n}x"; } } fileinto "${n}";', "multipart")
+c("mime-foreverypart-nested-plain", MM + 'foreverypart { foreverypart { fileinto "Child"; } }')
+c("mime-foreverypart-count-parts", MM + 'set "n" ""; foreverypart { set "n" "${n}x"; } '
+  'fileinto "n-${n}";', "multipart")
+c("mime-anychild", MM + 'if header :mime :anychild :contenttype "content-type" "text/html" '
+  '{ fileinto "HasHtml"; }', "multipart")
+c("mime-anychild-miss", MM + 'if header :mime :anychild :contenttype "content-type" '
+  '"image/png" { fileinto "Hit"; }', "multipart")
+c("mime-top-level", MM + 'if header :mime :type "content-type" "multipart" { fileinto "Multi"; }',
+  "multipart")
+c("mime-top-level-no-content-type", MM + 'if header :mime :type "content-type" "text" '
+  '{ fileinto "Hit"; }')
+c("mime-not-mime-header", MM + 'if header :mime :type "subject" "" { fileinto "Empty"; }')
+c("mime-exists", MM + 'foreverypart { if exists :mime "content-transfer-encoding" '
+  '{ fileinto "Encoded"; } }', "multipart")
+c("mime-exists-anychild", MM + 'if exists :mime :anychild "content-transfer-encoding" '
+  '{ fileinto "Hit"; }', "multipart")
+c("mime-address", MM + 'if address :mime :is "from" "sender@example.com" { fileinto "Hit"; }')
+c("mime-param-missing", MM + 'if header :mime :param "nothere" :is "content-type" "" '
+  '{ fileinto "Empty"; }', "multipart")
+c("mime-params-parsed", MM + 'require ["relational", "comparator-i;ascii-numeric"]; '
+  'if header :mime :param ["name", "x"] :count "eq" :comparator "i;ascii-numeric" '
+  '"content-type" "3" { fileinto "Three"; }', "mimeparams")
+err("mime-count-norequire", MM + 'if header :mime :param ["name", "x"] :count "eq" '
+    '"content-type" "3" { fileinto "Three"; }', "mimeparams")
+c("mime-param-continuation", MM + 'if header :mime :param "name" :matches "content-type" "*" '
+  '{ fileinto "${1}"; }', "mimeparams")
+c("mime-type-case-kept", MM + 'if header :mime :type :matches "content-type" "*" '
+  '{ fileinto "${1}"; }', "mimeparams")
+c("mime-disposition", MM + 'if header :mime :type :matches "content-disposition" "*" '
+  '{ fileinto "d-${1}"; }', "mimeparams")
+c("mime-disposition-subtype", MM + 'if header :mime :subtype "content-disposition" "" '
+  '{ fileinto "Empty"; }', "mimeparams")
+c("mime-disposition-param", MM + 'if header :mime :param "filename" :matches '
+  '"content-disposition" "*" { fileinto "f-${1}"; }', "mimeparams")
+c("mime-param-variable", MM + 'set "p" "charset"; foreverypart { if header :mime :param "${p}" '
+  ':matches "content-type" "*" { fileinto "x${1}"; } }', "mimeparams")
+c("mime-encoded-part-header", MM + 'foreverypart { if header :mime :contains "x-part" '
+  '"Grüße" { fileinto "Decoded"; } }', "mimeparams")
+err("mime-type-without-mime", MM + 'if header :type "content-type" "text" { keep; }')
+err("mime-anychild-without-mime", MM + 'if header :anychild "content-type" "text" { keep; }')
+err("mime-two-options", MM + 'if header :mime :type :subtype "content-type" "text" { keep; }')
+err("mime-param-no-list", MM + 'if header :mime :param "content-type" "text" { keep; }')
+err("mime-type-on-address", MM + 'if address :mime :type "from" "x" { keep; }')
+err("mime-type-on-exists", MM + 'if exists :mime :type "content-type" { keep; }')
+err("mime-norequire", 'require "foreverypart"; if header :mime "content-type" "x" { keep; }')
+err("foreverypart-norequire", 'require "mime"; foreverypart { keep; }')
+err("foreverypart-no-block", MM + "foreverypart;")
+err("foreverypart-test", MM + "foreverypart true { keep; }")
+err("foreverypart-name-number", MM + "foreverypart :name 1 { keep; }")
+err("break-outside-loop", MM + "break;")
+err("break-unknown-name", MM + 'foreverypart :name "a" { break :name "b"; }')
+err("break-name-of-outer-missing", MM + 'foreverypart { break :name "x"; }')
+c("break-name-inner", MM + 'foreverypart :name "a" { foreverypart :name "b" { break :name "a"; } }',
+  "multipart")
+c("foreverypart-depth-4", MM + "foreverypart { foreverypart { foreverypart { foreverypart "
+  "{ keep; } } } }", "multipart")
+err("foreverypart-depth-5", MM + "foreverypart { foreverypart { foreverypart { foreverypart "
+    "{ foreverypart { keep; } } } } }", "multipart")
+c("mime-with-index", 'require ["mime", "index", "foreverypart", "fileinto", "variables"]; '
+  'foreverypart { if header :mime :index 1 :matches "content-type" "*" { fileinto "${1}"; } }',
+  "multipart")
+c("fileinto-empty-name", 'require "fileinto"; fileinto "";')
+c("fileinto-empty-variable", 'require ["fileinto", "variables"]; set "x" ""; fileinto "${x}";')

@@ -240,3 +240,19 @@ MESSAGES["crlf"] = (
     b"From: sender@example.com\r\nTo: user@example.org\r\nSubject: crlf message\r\n"
     b"Message-ID: <crlf-1@example.com>\r\n\r\nbody line\r\n"
 )
+
+MESSAGES["mimeparams"] = b"""From: sender@example.com
+To: user@example.org
+Subject: parameters
+MIME-Version: 1.0
+Content-Type: Multipart/Mixed ; boundary="b1"; name*0="a b"; name*1=c; x=1; X=2
+Content-Disposition: Inline; filename=whole.txt
+Message-ID: <params-1@example.com>
+
+--b1
+Content-Type: text/plain; charset=ISO-8859-1
+X-Part: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=
+
+hello
+--b1--
+"""

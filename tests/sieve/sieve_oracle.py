@@ -204,7 +204,8 @@ def normalize_ours(case: Case, result: SieveResult, msg: MessageContext) -> tupl
     out: list[tuple[object, ...]] = []
     for a in result.actions:
         if isinstance(a, FileInto):
-            out.append(("store", a.folder, frozenset(f.lower() for f in a.flags)))
+            folder = re.sub(r"[\x00-\x1f]", "?", a.folder)  # printed as sieve-test prints it
+            out.append(("store", folder, frozenset(f.lower() for f in a.flags)))
         elif isinstance(a, Discard):
             out.append(("discard",))
         elif isinstance(a, Reject):

@@ -88,9 +88,8 @@ def flag_list(items: list[str]) -> list[str]:
 
 
 def store(rt: Runtime, folder: str, tags: dict[str, object], copy: bool) -> None:
-    """keep and fileinto: one store per folder (RFC 5228 2.10.3)."""
-    if not folder:
-        raise SieveRuntimeError("fileinto: empty folder name")
+    """keep and fileinto: one store per folder (RFC 5228 2.10.3). An empty folder name is
+    left to delivery, which stores into INBOX (as Pigeonhole does)."""
     if rt.reject_seen:
         raise SieveRuntimeError(
             "reject/ereject action conflicts with other action: a store delivers the message"

@@ -17,7 +17,7 @@ DEFAULTS: Mapping[str, str] = {"location": "MDA", "name": "lmtpd", "phase": "dur
 
 
 def _run(rt: Runtime, t: Test) -> bool:
-    item = rt.s(t.positional[0]).lower()
+    item = rt.s(t.positional[0])  # item names are case-sensitive, as in Pigeonhole
     value = rt.environment.get(item, DEFAULTS.get(item))
     values = [] if value is None else [value]
     return rt.match(t, values, rt.sl(t.positional[1]))

@@ -5,13 +5,7 @@ from __future__ import annotations
 from ..ast import Command
 from ..runtime import Runtime
 from ..spec import Extension, Spec, TagDef
-from ..validator import Checker
 from .core import store
-
-
-def _check(checker: Checker, cmd: Command) -> None:
-    if not cmd.positional[0]:
-        raise checker.error("fileinto: the folder name is empty", cmd)
 
 
 def _run(rt: Runtime, cmd: Command) -> None:
@@ -28,7 +22,7 @@ FILEINTO = Extension(
                 "copy": TagDef(ext="copy"),
                 "create": TagDef(ext="mailbox"),
             },
-            positional=("string",), check=_check, run=_run,
+            positional=("string",), run=_run,
         ),
     ),
 )

@@ -41,9 +41,6 @@ def check(checker: Checker, t: Test) -> None:
                 f"the :{name} tag for the {t.name} test cannot be specified without the "
                 f":mime tag", t,
             )
-    if "mime" in t.tags and "index" in t.tags:
-        # both override where the header fields come from (SIEVE_OPT_MESSAGE_OVERRIDE)
-        raise checker.error(f"encountered duplicate :index argument for the {t.name} test", t)
 
 
 def _current(rt: Runtime) -> tuple[list[MimePart], int]:
