@@ -60,13 +60,15 @@ class MatchError(ValueError):
     """A key a match type cannot use (an invalid regular expression, a bad operator)."""
 
 
-MatchOne = Callable[[str, str, Comparator, object], "list[str] | None"]
+# match_one(value, key, comparator, argument, deadline); deadline: time.monotonic() by which
+# the run must end (a match type that may run long checks it)
+MatchOne = Callable[[str, str, Comparator, object, "float | None"], "list[str] | None"]
 
 
 @dataclass(frozen=True)
 class MatchType:
-    """``match_one(value, key, comparator, argument)`` returns None for no match, or the match
-    values (``${0}``, ``${1}``, ... for :matches and :regex, else an empty list).
+    """``match_one(value, key, comparator, argument, deadline)`` returns None for no match, or the
+    match values (``${0}``, ``${1}``, ... for :matches and :regex, else an empty list).
 
     ``count`` match types see the number of values instead of each value (RFC 5231 :count).
     ``check(comparator, argument, constant_keys)`` refuses at compile time what cannot work.
@@ -143,17 +145,20 @@ def glob_match(pattern: str, value: str, fold: Callable[[str], str]) -> list[str
     return [value[a:b] for _, (a, b) in sorted(caps.items())]
 
 
-def _is(value: str, key: str, comparator: Comparator, _arg: object) -> list[str] | None:
+def _is(value: str, key: str, comparator: Comparator, _arg: object,
+        _deadline: float | None = None) -> list[str] | None:
     if not value:
         return [] if not key else None  # Pigeonhole: an empty value is only ever ""
     return [] if comparator.compare(value, key) == 0 else None
 
 
-def _contains(value: str, key: str, comparator: Comparator, _arg: object) -> list[str] | None:
+def _contains(value: str, key: str, comparator: Comparator, _arg: object,
+              _deadline: float | None = None) -> list[str] | None:
     return [] if comparator.fold(key) in comparator.fold(value) else None
 
 
-def _matches(value: str, key: str, comparator: Comparator, _arg: object) -> list[str] | None:
+def _matches(value: str, key: str, comparator: Comparator, _arg: object,
+             _deadline: float | None = None) -> list[str] | None:
     caps = glob_match(key, value, comparator.fold)
     return None if caps is None else [value, *caps]
 
@@ -170,15 +175,16 @@ def match_any(
     match_type: MatchType,
     comparator: Comparator,
     argument: object = None,
+    deadline: float | None = None,
 ) -> tuple[bool, list[str] | None]:
     """Any value against any key; returns (matched, match values when the type sets them)."""
     if match_type.count:
         counted = str(len(values))
-        return any(match_type.match_one(counted, k, comparator, argument) is not None
+        return any(match_type.match_one(counted, k, comparator, argument, deadline) is not None
                    for k in keys), None
     for value in values:
         for key in keys:
-            caps = match_type.match_one(value, key, comparator, argument)
+            caps = match_type.match_one(value, key, comparator, argument, deadline)
             if caps is not None:
                 return True, (caps if match_type.sets_variables else None)
     return False, None

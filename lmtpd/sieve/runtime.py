@@ -172,7 +172,7 @@ class Runtime:
         name, argument = match if isinstance(match, tuple) else (match, None)
         match_type = self.registry.match_types[str(name)]
         comparator = COMPARATORS.get(str(t.tags.get("comparator", "")), CASEMAP)
-        ok, captures = match_any(values, keys, match_type, comparator, argument)
+        ok, captures = match_any(values, keys, match_type, comparator, argument, self.deadline)
         if ok and captures is not None and self.vars is not None and set_vars:
             self.vars.set_match(captures)
         return ok

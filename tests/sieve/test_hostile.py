@@ -142,3 +142,23 @@ def test_glob_is_linear_on_pathological_patterns() -> None:
     with Timer() as t:
         assert glob_match("*a" * 50 + "*b", "a" * 20_000, OCTET.fold) is None
     assert t.elapsed < 3.0
+
+
+def _evil_regex_run() -> list[str]:
+    # (a|aa)*$ against 40 a's and a b takes a backtracking matcher 2**40 steps
+    msg = MessageContext.from_bytes(b"Subject: " + b"a" * 40 + b"b\n\nbody\n")
+    text = 'require ["regex", "fileinto"]; if header :regex "subject" "(a|aa)*$" { discard; }'
+    result = evaluate(compile(text), msg, ENV, limits=SieveLimits(max_cpu_seconds=0.2))
+    assert result.actions == FALLBACK
+    return result.errors
+
+
+def test_catastrophic_regex_is_stopped_by_the_clock() -> None:
+    # in a child process, so that a matcher without a timeout fails the test instead of hanging it
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        errors = pool.submit(_evil_regex_run).result(timeout=60)
+    assert "ran out of time" in errors[0]

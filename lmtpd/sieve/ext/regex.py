@@ -1,23 +1,26 @@
 """The regex match type (draft-ietf-sieve-regex): POSIX extended expressions, as glibc reads them.
 
-Python's ``re`` is not POSIX: brackets read backslashes, ``{`` and ``(?`` mean other things,
-stacked quantifiers are errors, and a match is the first one found rather than the longest.
-So a key is translated into an equivalent Python expression, and what glibc's ``regcomp``
-refuses is refused here too, at compile time for constant keys. Two differences remain:
-``[[.x.]]`` and ``[[=x=]]`` name only single characters (as in the C locale), and the
-match values of an ambiguous expression come from the longest overall match, split the way
-Python splits it.
+Python's expression syntax is not POSIX: brackets read backslashes, ``{`` and ``(?`` mean
+other things, and stacked quantifiers are errors. So a key is translated into an equivalent
+Python expression, and what glibc's ``regcomp`` refuses is refused here too, at compile time
+for constant keys. The expression runs on the ``regex`` package in its POSIX mode (the
+leftmost longest match, as glibc finds it) and with a timeout: a backtracking matcher can
+take exponential time on an unlucky expression and a hostile message, and the time a script
+may take is bounded. ``[[.x.]]`` and ``[[=x=]]`` name single characters only (the C locale).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+
+import regex
 
 from ..match import CASEMAP, OCTET, Comparator, MatchError, MatchType
 from ..spec import Extension
+from ..variables import LimitExceeded
 
 DUP_MAX = 0x7FFF  # RE_DUP_MAX: the largest bound of an interval
 _CLASSES = {
@@ -38,16 +41,7 @@ _GNU_ESCAPES = {
     "w": r"\w", "W": r"\W", "s": r"\s", "S": r"\S", "b": r"\b", "B": r"\B",
     "<": r"\b(?=\w)", ">": r"\b(?<=\w)", "`": r"\A", "'": r"\Z",
 }
-# how far past the first match the longest-match search looks (it costs a match per octet)
-_LONGEST_SPAN = 8192
 _INTERVAL = re.compile(r"\{([0-9]*)(,([0-9]*))?\}")
-
-
-@dataclass(frozen=True)
-class Translated:
-    pattern: re.Pattern[str]
-    ambiguous: bool  # alternation or optional parts: the first match may not be the longest
-    end_sensitive: bool  # $, \b and friends look past the end of a candidate match
 
 
 class _Translator:
@@ -61,8 +55,6 @@ class _Translator:
         self.quantified = False  # the last atom already has a quantifier
         self.groups_open: list[int] = []
         self.groups_closed = 0
-        self.ambiguous = False
-        self.end_sensitive = False
 
     def fail(self, message: str) -> MatchError:
         return MatchError(
@@ -101,10 +93,8 @@ class _Translator:
             self.groups_closed += 1
             self.out.append(")")
             self.begin_atom(start)
-            self.ambiguous = True  # a group's captures depend on how the match is split
             self.i += 1
         elif c == "|":
-            self.ambiguous = True
             self.out.append("|")
             self.atom_start = None
             self.i += 1
@@ -113,7 +103,6 @@ class _Translator:
             self.atom_start = None
             self.i += 1
         elif c == "$":
-            self.end_sensitive = True
             self.out.append(r"\Z")
             self.atom_start = None
             self.i += 1
@@ -137,8 +126,6 @@ class _Translator:
                 raise self.fail("invalid back reference")
             self.atom(f"(?:\\{c})")
         elif c in _GNU_ESCAPES:
-            if c in "bB<>'":
-                self.end_sensitive = True
             self.begin_atom(None if c in "bB<>`'" else len(self.out))
             self.out.append(_GNU_ESCAPES[c])
             self.i += 1
@@ -167,7 +154,6 @@ class _Translator:
         else:
             text = c
             self.i += 1
-        self.ambiguous = True
         if self.quantified:
             # a quantifier on a quantified atom applies to the whole: (?:a*)+, never the
             # possessive a*+ or the lazy a*? of Python
@@ -239,16 +225,15 @@ def _lit(c: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def translate(source: str, icase: bool) -> Translated:
-    """The Python form of a POSIX extended expression; MatchError for what glibc refuses."""
+def translate(source: str, icase: bool) -> regex.Pattern[str]:
+    """The compiled form of a POSIX extended expression; MatchError for what glibc refuses."""
     t = _Translator(source)
     python = t.run()
-    flags = re.DOTALL | re.ASCII | (re.IGNORECASE if icase else 0)
+    flags = regex.POSIX | regex.DOTALL | regex.ASCII | (regex.IGNORECASE if icase else 0)
     try:
-        pattern = re.compile(python, flags)
-    except re.error as e:  # a construct the translation does not cover
+        return regex.compile(python, flags)
+    except regex.error as e:  # a construct the translation does not cover
         raise t.fail(f"not supported ({e})") from None
-    return Translated(pattern, t.ambiguous, t.end_sensitive)
 
 
 def _check(comparator: Comparator, _arg: object, keys: Sequence[str]) -> None:
@@ -258,25 +243,21 @@ def _check(comparator: Comparator, _arg: object, keys: Sequence[str]) -> None:
         translate(key, comparator is CASEMAP)
 
 
-def _match(value: str, key: str, comparator: Comparator, _arg: object) -> list[str] | None:
+def _match(value: str, key: str, comparator: Comparator, _arg: object,
+           deadline: float | None = None) -> list[str] | None:
     try:
-        expr = translate(key, comparator is CASEMAP)
+        pattern = translate(key, comparator is CASEMAP)
     except MatchError:
         return None  # a key from a variable that does not compile never matches
-    m = expr.pattern.search(value)
+    timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+    try:
+        m = pattern.search(value, timeout=timeout)
+    except TimeoutError:
+        raise LimitExceeded(f"regular expression '{key}' ran out of time") from None
     if m is None:
         return None
-    if expr.ambiguous and not expr.end_sensitive and len(value) - m.end() <= _LONGEST_SPAN:
-        # POSIX takes the longest match at the leftmost position
-        for end in range(len(value), m.end(), -1):
-            longer = expr.pattern.fullmatch(value, m.start(), end)
-            if longer is not None:
-                m = longer
-                break
     return [m.group(0), *(g or "" for g in m.groups())]
 
 
-REGEX_MATCH = MatchType(
-    "regex", _match, ext="regex", sets_variables=True, check=_check
-)
+REGEX_MATCH = MatchType("regex", _match, ext="regex", sets_variables=True, check=_check)
 REGEX = Extension("regex")

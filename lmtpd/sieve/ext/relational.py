@@ -27,7 +27,8 @@ def _check(comparator: Comparator, operator: object, keys: Sequence[str]) -> Non
         )
 
 
-def _relation(value: str, key: str, comparator: Comparator, operator: object) -> list[str] | None:
+def _relation(value: str, key: str, comparator: Comparator, operator: object,
+              _deadline: float | None = None) -> list[str] | None:
     holds = OPERATORS[str(operator)](comparator.compare(value, key))
     return [] if holds else None
 
