@@ -224,3 +224,43 @@ def test_hostile_scripts_are_refused_or_contained(sieve_lmtpd, script: str) -> N
     else:
         assert "line" in installed.stderr
         assert len(stored) == 1
+
+
+def test_include_global_reads_sieve_global_dir_and_sees_changes(lmtpd_factory,
+                                                                tmp_path: Path) -> None:
+    global_dir = tmp_path / "global"
+    global_dir.mkdir()
+    spam = global_dir / "spam.sieve"
+    spam.write_text('require "fileinto";\n'
+                    'if header :contains "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }\n')
+    lmtpd = lmtpd_factory({"sieve": {"global_dir": str(global_dir)}})
+    lmtpd.add_mailbox("alice@example.org")
+    lmtpd.start()
+    set_script(lmtpd, "alice@example.org",
+               'require ["include", "fileinto"];\ninclude :global "spam";\nfileinto "Personal";\n')
+    send = lambda headers: lmtp_send(  # noqa: E731
+        lmtpd.socket_path, "s@remote.example", ["alice@example.org"],
+        headers + b"Subject: x\r\n\r\nbody\r\n")
+    send(b"X-Spam-Flag: YES\r\n")
+    send(b"")
+    base = lmtpd.maildir("alice@example.org")
+    assert len(list((base / ".Junk" / "new").iterdir())) == 1
+    assert len(list((base / ".Personal" / "new").iterdir())) == 1
+    # the next delivery runs the global script as it is now, not as it was compiled
+    spam.write_text('require "fileinto";\nfileinto "Quarantine";\nstop;\n')
+    send(b"X-Spam-Flag: YES\r\n")
+    assert len(list((base / ".Quarantine" / "new").iterdir())) == 1
+
+
+def test_sieve_set_accepts_a_missing_include_with_a_warning(sieve_lmtpd) -> None:
+    lmtpd, _ = sieve_lmtpd
+    path = lmtpd.root / "main.sieve"
+    path.write_text('require "include";\ninclude "later";\n')
+    result = lmtpd.cli("sieve", "set", "alice@example.org", str(path))
+    assert "warning: line 2: included personal script 'later' does not exist" in result.stderr
+    assert lmtpd.cli("sieve", "show", "alice@example.org").stdout == path.read_text()
+    # a script that is wrong whatever is uploaded next is still refused
+    path.write_text('require "include";\ninclude "a/b";\n')
+    refused = lmtpd.cli("sieve", "set", "alice@example.org", str(path), check=False)
+    assert refused.returncode == 1 and "line 2, column 1: include: invalid script name" in (
+        refused.stderr)

@@ -77,6 +77,25 @@ def test_error_str_format() -> None:
         ('if header :is :comparator "i;bogus" "a" "b" {}', 1, 4, "comparator"),
         ("text:\nfoo\n", 1, 1, "unterminated multi-line string"),
         ("stop; @", 1, 7, "unexpected character"),
+        ('require "fileinto" fileinto "A";', 1, 1, "missing semicolon ';' after"),
+        ('require "fileinto";\n\n  fileinto "A"\n  keep;', 3, 3, "missing semicolon"),
+        ('require ["fileinto", "copy"];\nfileinto copy "A";', 2, 1, "missing colon"),
+        ('keep;\n keep "INBOX";', 2, 2, "requires 0 positional argument(s), but 1"),
+        ("keep;\nstop { }", 2, 1, "does not accept a command block"),
+        ("discard true;", 1, 1, "accepts no sub-tests"),
+        ("if (true) { keep; }", 1, 1, "requires one sub-test, but a list of tests"),
+        ("if allof true { keep; }", 1, 4, "requires a list of sub-tests"),
+        ("if true { keep; } else true { }", 1, 19, "accepts no sub-tests"),
+        ("if true;", 1, 1, "requires a command block"),
+        ('require "duplicate";\nif duplicate :header "a" :uniqueid "b" {}', 2, 4,
+         "conflicting :header and :uniqueid"),
+        ('require ["regex"];\nif header :regex "s" "a{2,1}" {}', 2, 4, "invalid regular"),
+        ('require "relational";\nif header :count "more" "s" "1" {}', 2, 4, '"more" was found'),
+        ('require "index";\nif header :index 0 "s" "1" {}', 2, 4, "cannot be zero"),
+        ('require ["mime"];\nif header :type "content-type" "text" {}', 2, 4, "without the :mime"),
+        ('require ["foreverypart"];\nforeverypart { }\nbreak;', 3, 1, "not placed inside"),
+        ('require ["encoded-character", "reject"];\nkeep;\nreject "${unicode:DFFF}";', 3, 8,
+         "invalid unicode character"),
     ],
 )
 def test_error_positions(text: str, line: int, column: int, fragment: str) -> None:
@@ -109,3 +128,10 @@ def test_extension_tags_need_their_require() -> None:
         'require ["imap4flags", "subaddress"]; keep :flags "\\\\Seen";'
         'if address :detail "to" "x" { keep; }'
     )
+
+
+def test_warnings_do_not_stop_a_script() -> None:
+    script = compile('require ["date", "duplicate"]; if date :zone "CET" "date" "year" "2024" {} '
+                     'if duplicate :seconds 9999999 {} if header "bad name" "x" {}')
+    assert len(script.warnings) == 3
+    assert all(w.startswith("line 1: ") for w in script.warnings)
