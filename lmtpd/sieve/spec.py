@@ -15,6 +15,8 @@ from typing import Any, Literal
 from .match import MatchType
 
 ArgKind = Literal["string", "stringlist", "number"]
+# turns a string as written into the string the script means; ValueError: a compile error
+StringDecoder = Callable[[str], str]
 Subtests = Literal["none", "one", "list"]
 BlockRule = Literal["none", "required"]
 
@@ -42,9 +44,11 @@ class Spec:
     var_leading: ArgKind | None = None
     subtests: Subtests = "none"
     block: BlockRule = "none"
-    # compile-time checks beyond the shape: check(checker, node); raises SieveSyntaxError
+    loop: bool = False  # its block is a loop that break can leave (foreverypart)
+    # check(validator.Checker, node): compile-time checks beyond the shape; raises
+    # SieveSyntaxError. run(runtime.Runtime, node): a command's effect, or a test's truth.
+    # (Typed loosely: this module sits below the validator and the runtime, which read it.)
     check: Callable[[Any, Any], None] | None = None
-    # run(runtime, node): a command's effect, or a test's truth
     run: Callable[[Any, Any], Any] | None = None
 
 
@@ -57,6 +61,8 @@ class Extension:
     tests: tuple[Spec, ...] = ()
     # the capabilities this module provides besides its name (comparator-i;ascii-numeric)
     capabilities: tuple[str, ...] = ()
+    # applied to every string of a script that requires the extension, before anything else
+    decode_strings: StringDecoder | None = None
 
 
 @dataclass(frozen=True)
@@ -67,3 +73,4 @@ class Registry:
     tests: Mapping[str, Spec]
     match_types: Mapping[str, MatchType]
     capabilities: frozenset[str]  # what "require" accepts, and what ManageSieve advertises
+    string_decoders: Mapping[str, StringDecoder] = field(default_factory=dict)

@@ -8,14 +8,13 @@ every command and test comes from its ``Spec``; what goes beyond the shape is th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .ast import Argument, Command, Node, SieveSyntaxError, StringList, Tag
 from .ast import Number as NumberArg
 from .limits import SieveLimits
 from .match import BUILTIN_COMPARATORS, COMPARATORS, MatchError
-from .spec import Registry, Spec
+from .spec import Registry, Spec, StringDecoder
 from .variables import REFERENCE
 
 # include :personal "x" and :global "x": (checker, node, location, name, once, optional)
@@ -38,6 +37,8 @@ class Checker:
     ) -> None:
         self.registry = registry
         self.limits = limits or SieveLimits()
+        # what required extensions do to every string first (encoded-character)
+        self.decoders = [d for name, d in registry.string_decoders.items() if name in requires]
         self.requires = requires
         self.variables = "variables" in requires
         self.include = include
@@ -81,8 +82,8 @@ class Checker:
         if spec is None or (spec.ext is not None and not self.has(spec.ext)):
             raise _error(f"unknown {kind} '{node.name}'", node)
         self._shape(node, spec, kind)
-        if "encoded-character" in self.requires:
-            node.args = [_decode_argument(a) for a in node.args]
+        for decode in self.decoders:
+            node.args = [_decoded(a, decode) for a in node.args]
         bind(self, node, spec, kind)
         if _takes_match(spec):
             self._match(node)
@@ -92,11 +93,11 @@ class Checker:
         for sub in node.tests:
             self.node(sub, "test")
         if isinstance(node, Command) and node.block is not None:
-            self._inner_block(node)
+            self._inner_block(node, spec)
 
-    def _inner_block(self, cmd: Command) -> None:
+    def _inner_block(self, cmd: Command, spec: Spec) -> None:
         assert cmd.block is not None
-        if cmd.name != "foreverypart":
+        if not spec.loop:
             self.block(cmd.block)
             return
         self.loops += 1
@@ -169,6 +170,16 @@ class Checker:
                             self.locals.add(ref)
 
 
+def _decoded(arg: Argument, decode: StringDecoder) -> Argument:
+    if not isinstance(arg, StringList):
+        return arg
+    try:
+        values = tuple(decode(v) for v in arg.values)
+    except ValueError as e:
+        raise _error(str(e), arg) from None
+    return StringList(values, arg.is_list, arg.line, arg.column)
+
+
 def _takes_match(spec: Spec) -> bool:
     return "comparator" in spec.tags or any(t.slot == "match" for t in spec.tags.values())
 
@@ -232,68 +243,6 @@ def _take(args: list[Argument], i: int, want: str, node: Node, at: Node | Argume
             raise _error(f"the {node.name} command expects a string, not a string list", arg)
         return arg.values[0]
     return list(arg.values)
-
-
-# --- encoded-character (RFC 5228 2.4.2.4) -----------------------------------------------
-
-_ENCODED = re.compile(r"\$\{([A-Za-z]*):")
-_HEX_PAIR = re.compile(r"[ \t\r\n]*([0-9A-Fa-f]{1,2})(?![0-9A-Fa-f])")
-_HEX_ANY = re.compile(r"[ \t\r\n]*([0-9A-Fa-f]+)")
-_CLOSE = re.compile(r"[ \t\r\n]*\}")
-
-
-def _decode_argument(arg: Argument) -> Argument:
-    if not isinstance(arg, StringList):
-        return arg
-    values = tuple(decode_encoded(v, arg) for v in arg.values)
-    return StringList(values, arg.is_list, arg.line, arg.column)
-
-
-def decode_encoded(s: str, at: Argument) -> str:
-    """Replace ``${hex:..}`` and ``${unicode:..}``; anything not well formed stays as it is.
-
-    As in Pigeonhole, the encoding name may be abbreviated (``${h:41}``, even ``${:41}``
-    is hex), and an out-of-range code point in a well-formed ``${unicode:..}`` is an error.
-    """
-    if "${" not in s:
-        return s
-    out: list[str] = []
-    pos = 0
-    search = 0
-    while (m := _ENCODED.search(s, search)) is not None:
-        kind = m.group(1).lower()
-        decoded, end = _decode_run(s, m.end(), kind, at)
-        if decoded is None:
-            search = m.start() + 2
-            continue
-        out.append(s[pos : m.start()])
-        out.append(decoded)
-        pos = search = end
-    out.append(s[pos:])
-    return "".join(out)
-
-
-def _decode_run(s: str, start: int, kind: str, at: Argument) -> tuple[str | None, int]:
-    hexadecimal = "hex".startswith(kind)
-    if not hexadecimal and not "unicode".startswith(kind):
-        return None, start
-    pattern = _HEX_PAIR if hexadecimal else _HEX_ANY
-    items: list[int] = []
-    pos = start
-    while (m := pattern.match(s, pos)) is not None:
-        items.append(int(m.group(1), 16))
-        pos = m.end()
-    close = _CLOSE.match(s, pos)
-    if not items or close is None:
-        return None, start
-    if hexadecimal:
-        return bytes(items).decode("utf-8", "replace"), close.end()
-    for code in items:
-        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-            raise _error(
-                f"invalid unicode character 0x{code:08x} in encoded character substitution", at
-            )
-    return "".join(chr(c) for c in items), close.end()
 
 
 def validate(

@@ -13,6 +13,7 @@ from .core import CORE
 from .date import DATE
 from .duplicate import DUPLICATE
 from .editheader import EDITHEADER
+from .encoded_character import ENCODED_CHARACTER
 from .envelope import ENVELOPE, SUBADDRESS
 from .environment import ENVIRONMENT
 from .fileinto import COPY, FILEINTO
@@ -26,8 +27,6 @@ from .reject import EREJECT, REJECT
 from .relational import COUNT, RELATIONAL, VALUE
 from .vacation import VACATION
 from .variables import VARIABLES
-
-ENCODED_CHARACTER = Extension("encoded-character")  # decoded by the validator
 
 EXTENSIONS: tuple[Extension, ...] = (
     FILEINTO, REJECT, EREJECT, ENVELOPE, SUBADDRESS, COPY, IMAP4FLAGS, MAILBOX, BODY,
@@ -55,4 +54,5 @@ REGISTRY = Registry(
     tests=_table([s for e in (CORE, *EXTENSIONS) for s in e.tests]),
     match_types={m.name: m for m in (*BASE_MATCH_TYPES, REGEX_MATCH, COUNT, VALUE)},
     capabilities=SUPPORTED_EXTENSIONS,
+    string_decoders={e.name: e.decode_strings for e in EXTENSIONS if e.decode_strings},
 )

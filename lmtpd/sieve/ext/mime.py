@@ -191,7 +191,7 @@ FOREVERYPART = Extension(
     "foreverypart",
     commands=(
         Spec("foreverypart", "command", ext="foreverypart",
-             tags={"name": TagDef("string")}, block="required",
+             tags={"name": TagDef("string")}, block="required", loop=True,
              check=_check_foreverypart, run=_run_foreverypart),
         Spec("break", "command", ext="foreverypart", tags={"name": TagDef("string")},
              check=_check_break, run=_run_break),
