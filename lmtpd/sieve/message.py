@@ -14,6 +14,7 @@ import email.policy
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
@@ -37,8 +38,7 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
     return raw[: m.start() + 1], m.group(1), raw[m.end() :]
 
 
-@dataclass(frozen=True)
-class HeaderField:
+class HeaderField(NamedTuple):
     """One field of the header as it is in the message (or as editheader added it)."""
 
     name: str  # lower-cased; "" for a line that is not a header field
@@ -46,32 +46,23 @@ class HeaderField:
     raw: bytes  # the field as written, folding and line end included
 
 
-def _fields(head: bytes) -> list[HeaderField]:
-    lines = head.splitlines(keepends=True)
-    out: list[HeaderField] = []
-    group: list[bytes] = []
+# a line and the continuation lines (starting with a blank) that fold into it
+_FIELD = re.compile(rb"[^\n]*(?:\n[ \t][^\n]*)*\n?")
 
-    def flush() -> None:
-        if not group:
-            return
-        raw = b"".join(group)
-        text = raw.decode("utf-8", "replace")
-        # unfold: drop the line breaks only (RFC 5322 2.2.3)
-        unfolded = re.sub(r"\r?\n", "", text)
-        name, sep, value = unfolded.partition(":")
-        if sep and name.strip():
-            out.append(HeaderField(name.strip().lower(), value, raw))
+
+def _fields(head: bytes) -> list[HeaderField]:
+    out: list[HeaderField] = []
+    for m in _FIELD.finditer(head):
+        raw = m.group()
+        if not raw:
+            continue
+        name, sep, value = raw.decode("utf-8", "replace").partition(":")
+        name = name.strip()
+        if sep and name:
+            # unfold: drop the line breaks only (RFC 5322 2.2.3)
+            out.append(HeaderField(name.lower(), value.replace("\r\n", "").replace("\n", ""), raw))
         else:
             out.append(HeaderField("", "", raw))  # not a header field; Pigeonhole skips these
-        group.clear()
-
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and group:
-            group.append(line)
-            continue
-        flush()
-        group.append(line)
-    flush()
     return out
 
 
