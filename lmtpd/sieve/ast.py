@@ -92,7 +92,7 @@ class Script:
     name: str = ""
     location: str = "personal"
     includes: dict[tuple[str, str], Script | None] = field(default_factory=dict)
-    sources: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str | bytes | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     # variables this script declares with the "global" command (lower-cased)
     globals: frozenset[str] = frozenset()

@@ -80,7 +80,7 @@ class Runtime:
         self.vacation_seen = False
         self.delivering = False  # a store or redirect was decided (conflicts with reject)
         self.include_chain: list[tuple[str, str]] = [(script.location, script.name)]
-        self.mime_part: object = None  # the part foreverypart is at (ext/mime.py)
+        self.mime_part: int | None = None  # index of the part foreverypart is at (ext/mime.py)
         self.deadline = time.monotonic() + limits.max_cpu_seconds
         self.steps = 0
         self._edited_bytes: bytes | None = None

@@ -49,7 +49,8 @@ ADDRESS_HEADERS = frozenset({
     "registered-mail-reply-requested-by", "mail-followup-to", "mail-reply-to", "abuse-reports-to",
     "x-complaints-to", "x-report-abuse-to", "x-beenthere", "x-original-to",
 })
-_ADDRESS = re.compile(r"[^\s@<>()\",;]+@[^\s@<>()\",;]+\Z")
+# a mail address as redirect and vacation :from need it (local@domain, nothing else)
+MAIL_ADDRESS = re.compile(r"[^\s@<>()\",;]+@[^\s@<>()\",;]+\Z")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")
 
 
@@ -122,7 +123,7 @@ def _run_discard(rt: Runtime, cmd: Command) -> None:
 def _check_redirect(checker: Checker, cmd: Command) -> None:
     addr = cmd.positional[0]
     assert isinstance(addr, str)
-    if checker.constant(addr) and not _ADDRESS.match(addr.strip().strip("<>")):
+    if checker.constant(addr) and not MAIL_ADDRESS.match(addr.strip().strip("<>")):
         raise checker.error(f"specified redirect address '{addr}' is invalid", cmd)
 
 
@@ -158,7 +159,7 @@ def _run_redirect(rt: Runtime, cmd: Command) -> None:
 # --- tests ------------------------------------------------------------------------------
 
 
-def _check_header_names(checker: Checker, node: Test, names: object) -> None:
+def check_header_names(checker: Checker, node: Test, names: object) -> None:
     """A name no header field can have only draws a warning (the test is then false)."""
     assert isinstance(names, list)
     for name in names:
@@ -172,12 +173,12 @@ def _check_address(checker: Checker, t: Test) -> None:
             raise checker.error(
                 f"specified header '{name}' is not allowed for the address test", t
             )
-    _check_header_names(checker, t, t.positional[0])
+    check_header_names(checker, t, t.positional[0])
     headers.check(checker, t)
 
 
 def _check_header(checker: Checker, t: Test) -> None:
-    _check_header_names(checker, t, t.positional[0])
+    check_header_names(checker, t, t.positional[0])
     headers.check(checker, t)
 
 

@@ -16,7 +16,7 @@ from ..runtime import Runtime
 from ..spec import Extension, Spec, TagDef
 from ..validator import Checker
 from . import headers
-from .core import MATCHING, _check_header_names
+from .core import MATCHING, check_header_names
 from .index import INDEX_TAGS
 
 _ZONE = re.compile(r"[+-][0-9]{4}\Z")
@@ -116,7 +116,7 @@ def _check(checker: Checker, t: Test) -> None:
     if checker.constant(part) and part.lower() not in PARTS:
         checker.warn(f"specified date part `{part}' is not known", t)
     if t.name == "date":
-        _check_header_names(checker, t, [t.positional[0]])
+        check_header_names(checker, t, [t.positional[0]])
         headers.check(checker, t)
 
 

@@ -16,7 +16,7 @@ from ..ast import Test
 from ..runtime import Runtime
 from ..spec import Extension, Spec, TagDef
 from ..validator import Checker
-from .core import _check_header_names
+from .core import check_header_names
 
 _MSGID = re.compile(r"<[^<>]*>")
 
@@ -34,7 +34,7 @@ def _check(checker: Checker, t: Test) -> None:
             "conflicting :header and :uniqueid arguments specified for the duplicate test", t
         )
     if "header" in t.tags:
-        _check_header_names(checker, t, [t.tags["header"]])
+        check_header_names(checker, t, [t.tags["header"]])
     seconds = t.tags.get("seconds")
     if isinstance(seconds, int) and seconds > checker.limits.duplicate_max_seconds:
         checker.warn(f"specified :seconds value '{seconds}' is over the maximum", t)

@@ -44,9 +44,8 @@ def check(checker: Checker, t: Test) -> None:
 
 
 def _current(rt: Runtime) -> tuple[list[MimePart], int]:
-    parts = rt.msg.parts
-    index = rt.mime_part if isinstance(rt.mime_part, int) else 0
-    return parts, index
+    """The message's parts, and the one a :mime test reads (the message outside a loop)."""
+    return rt.msg.parts, rt.mime_part or 0
 
 
 def header_values(rt: Runtime, t: Test, names: list[str], decoded: bool) -> list[str]:
@@ -164,7 +163,7 @@ def _check_break(checker: Checker, cmd: Command) -> None:
 def _run_foreverypart(rt: Runtime, cmd: Command) -> None:
     """Run the block once per part: every part at the top, the parts below inside a loop."""
     parts, current = _current(rt)
-    if isinstance(rt.mime_part, int):
+    if rt.mime_part is not None:
         start, end = current + 1, parts[current].end
     else:
         start, end = 0, len(parts)

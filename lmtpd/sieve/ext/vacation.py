@@ -8,7 +8,7 @@ from ..ast import Command
 from ..runtime import Runtime, SieveRuntimeError
 from ..spec import Extension, Spec, TagDef
 from ..validator import Checker
-from .core import _ADDRESS
+from .core import MAIL_ADDRESS
 
 
 def _check(checker: Checker, cmd: Command) -> None:
@@ -16,7 +16,7 @@ def _check(checker: Checker, cmd: Command) -> None:
     if (
         isinstance(sender, str)
         and checker.constant(sender)
-        and not _ADDRESS.search(sender.replace(">", " ").replace("<", " ").strip())
+        and not MAIL_ADDRESS.search(sender.replace(">", " ").replace("<", " ").strip())
         and "@" not in sender
     ):
         raise checker.error(f"vacation: invalid :from address '{sender}'", cmd)
