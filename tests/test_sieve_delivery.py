@@ -264,3 +264,34 @@ def test_sieve_set_accepts_a_missing_include_with_a_warning(sieve_lmtpd) -> None
     refused = lmtpd.cli("sieve", "set", "alice@example.org", str(path), check=False)
     assert refused.returncode == 1 and "line 2, column 1: include: invalid script name" in (
         refused.stderr)
+
+
+def _index_dump(lmtpd: Lmtpd) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{lmtpd.index_path}?mode=ro", uri=True) as db:
+        return list(db.iterdump())
+
+
+def test_sieve_test_changes_nothing_even_with_memories_and_edits(sieve_lmtpd,
+                                                                 tmp_path: Path) -> None:
+    lmtpd, collector = sieve_lmtpd
+    set_script(lmtpd, "bob@example.org",
+               'require ["duplicate", "editheader", "vacation", "fileinto", "copy"];\n'
+               'if duplicate { fileinto "Dup"; }\n'
+               'addheader "X-Filtered" "yes";\n'
+               'redirect :copy "carol@example.org";\n'
+               'vacation "I am away.";\n')
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@remote.example\nTo: bob@example.org\nSubject: hi\n"
+                        b"Message-ID: <dry-1@remote.example>\n\nbody\n")
+    before = _index_dump(lmtpd)
+    for _ in range(2):
+        out = lmtpd.cli("sieve", "test", "bob@example.org", str(message), "--sender",
+                        "a@remote.example", "--json")
+        assert [a["type"] for a in json.loads(out.stdout)["actions"]] == [
+            "redirect", "vacation", "store"]
+    assert _index_dump(lmtpd) == before
+    assert collector.messages == []
+    base = lmtpd.maildir("bob@example.org")
+    assert [p for p in base.rglob("*") if p.is_file() and p.parent.name in ("new", "cur")] == []
