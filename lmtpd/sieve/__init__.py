@@ -21,7 +21,7 @@ from .ast import Script, SieveSyntaxError
 from .compile import ScriptLoader, compile, up_to_date
 from .ext import SUPPORTED_EXTENSIONS
 from .ext.include import valid_script_name
-from .interpreter import RunOptions, evaluate, run_scripts
+from .interpreter import evaluate, run_scripts
 from .limits import SieveLimits
 from .message import Envelope, MessageContext
 from .submission import (
@@ -47,7 +47,6 @@ __all__ = [
     "MessageContext",
     "Redirect",
     "Reject",
-    "RunOptions",
     "Script",
     "ScriptLoader",
     "SieveLimits",

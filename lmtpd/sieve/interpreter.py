@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .actions import Action, DuplicateMark, FileInto, SieveResult
 from .ast import Script
@@ -34,14 +34,14 @@ def _never_seen(_key: str) -> bool:
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """What a run may read besides the message: all plain values and read-only callables."""
+class _Options:
+    """What a run may read besides the message: plain values and read-only callables."""
 
-    mailbox_exists: MailboxExists | None = None
-    limits: SieveLimits = field(default_factory=SieveLimits)
-    environment: Mapping[str, str] = field(default_factory=dict)  # RFC 5183 items
-    now: float | None = None  # currentdate and the local zone; None: the current time
-    seen: Seen = _never_seen  # duplicate memory of the mailbox, read-only
+    mailbox_exists: MailboxExists
+    limits: SieveLimits
+    environment: Mapping[str, str]  # RFC 5183 items
+    now: float  # what currentdate sees, and when the local zone is taken
+    seen: Seen  # the mailbox's duplicate memory, read-only
 
 
 @dataclass
@@ -53,16 +53,16 @@ class _Outcome:
     edited: bytes | None
 
 
-def _execute(script: Script, msg: MessageContext, env: Envelope, options: RunOptions,
-             now: float, original: MessageContext | None = None) -> _Outcome:
+def _execute(script: Script, msg: MessageContext, env: Envelope, options: _Options,
+             original: MessageContext | None = None) -> _Outcome:
     """``original``: the message as received, when ``msg`` is already an edited copy."""
     rt = Runtime(
         REGISTRY, script, msg, env,
         original=original,
         limits=options.limits,
-        mailbox_exists=options.mailbox_exists or (lambda _f: True),
+        mailbox_exists=options.mailbox_exists,
         environment=options.environment,
-        now=now,
+        now=options.now,
         seen=options.seen,
     )
     try:
@@ -94,20 +94,35 @@ def _result(outcome: _Outcome, warnings: list[str]) -> SieveResult:
     )
 
 
+def _options(mailbox_exists: MailboxExists | None, limits: SieveLimits | None,
+             environment: Mapping[str, str] | None, now: float | None,
+             seen: Seen | None) -> _Options:
+    return _Options(
+        mailbox_exists or (lambda _folder: True),
+        limits or SieveLimits(),
+        environment or {},
+        time.time() if now is None else now,
+        seen or _never_seen,
+    )
+
+
 def evaluate(
     script: Script,
     msg: MessageContext,
     env: Envelope,
     mailbox_exists: MailboxExists | None = None,
     limits: SieveLimits | None = None,
-    **options: object,
+    *,
+    environment: Mapping[str, str] | None = None,
+    now: float | None = None,
+    seen: Seen | None = None,
 ) -> SieveResult:
     """Run one script; returns its actions in execution order, implicit keep included.
 
-    ``options`` are the other fields of ``RunOptions`` (environment, now, seen)."""
-    opts = RunOptions(mailbox_exists, limits or SieveLimits(), **options)  # type: ignore[arg-type]
-    now = time.time() if opts.now is None else opts.now
-    return _result(_execute(script, msg, env, opts, now), list(script.warnings))
+    ``environment``: RFC 5183 items; ``now``: the time currentdate sees (default: now);
+    ``seen(key)``: whether the mailbox's duplicate memory holds ``key`` (read only)."""
+    opts = _options(mailbox_exists, limits, environment, now, seen)
+    return _result(_execute(script, msg, env, opts), list(script.warnings))
 
 
 def run_scripts(
@@ -117,27 +132,30 @@ def run_scripts(
     env: Envelope,
     mailbox_exists: MailboxExists | None = None,
     limits: SieveLimits | None = None,
-    **options: object,
+    *,
+    environment: Mapping[str, str] | None = None,
+    now: float | None = None,
+    seen: Seen | None = None,
 ) -> SieveResult:
     """The global ``before`` script, then the user's one if the first kept its implicit keep.
 
     As with Pigeonhole's sieve_before, the actions of both are carried out; a failure
     in the user's script keeps the message but does not undo the global script's actions.
-    The user's script sees the message as the global one left it (editheader).
+    The user's script sees the message as the global one left it (editheader). The keyword
+    arguments are those of ``evaluate``.
     """
-    opts = RunOptions(mailbox_exists, limits or SieveLimits(), **options)  # type: ignore[arg-type]
-    now = time.time() if opts.now is None else opts.now
+    opts = _options(mailbox_exists, limits, environment, now, seen)
     if before is None and user is None:
         return SieveResult([FileInto("INBOX", ())], [], implicit_keep=True)
     if before is None or user is None:
         script = before or user
         assert script is not None
-        return _result(_execute(script, msg, env, opts, now), list(script.warnings))
-    first = _execute(before, msg, env, opts, now)
+        return _result(_execute(script, msg, env, opts), list(script.warnings))
+    first = _execute(before, msg, env, opts)
     if first.errors or first.keep is None:
         return _result(first, list(before.warnings))
     seen_msg = msg if first.edited is None else MessageContext.from_bytes(first.edited)
-    second = _execute(user, seen_msg, env, opts, now, original=msg)
+    second = _execute(user, seen_msg, env, opts, original=msg)
     merged: list[Action] = []
     for action in first.actions + second.actions:
         if isinstance(action, FileInto):
