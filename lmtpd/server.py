@@ -29,7 +29,9 @@ from lmtpd.privileges import PrivilegeError, drop_privileges, service_ids, store
 from lmtpd.services import Service
 from lmtpd.services.lmtp import LmtpService
 from lmtpd.services.metrics import MetricsService
+from lmtpd.services.policy import PolicyService
 from lmtpd.services.pop3 import Pop3Service
+from lmtpd.services.socketmap import SocketmapService
 from lmtpd.shared import SharedState
 from lmtpd.store.index import Index
 
@@ -290,7 +292,7 @@ def _warn_about_lost_domains(config: Config) -> None:
 
 
 def build_services() -> list[Service]:
-    return [LmtpService(), Pop3Service(), MetricsService()]
+    return [LmtpService(), Pop3Service(), SocketmapService(), PolicyService(), MetricsService()]
 
 
 def serve(config: Config) -> None:
