@@ -240,3 +240,23 @@ def test_original_recipient_survives_alias_expansion(mail_system_factory: MakeSy
     # Postfix expanded the alias itself: lmtpd was handed alice@.
     assert "to=<alice@example.org>" in line and "orig_to=<info@example.org>" in line, line
     assert original_recipient_of(path) == "info@example.org"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lmtpd_not_running_gives_4xx(mail_system_factory: MakeSystem, variant: str) -> None:
+    system = mail_system_factory(variant=variant)
+    system.lmtpd.stop()
+    for rcpt in ("alice@example.org", "nobody@example.org"):
+        code, text = rcpt_reply(system, rcpt)
+        assert 400 <= code < 500, (rcpt, code, text, system.diagnostics())
+    assert_nothing_queued_or_bounced(system)
+    system.lmtpd.start()
+    # Addresses smtpd did not ask about during the outage are answered at once.
+    assert rcpt_reply(system, "bob@example.org")[0] == 250, system.diagnostics()
+    assert rcpt_reply(system, "ghost@example.org")[0] == 550, system.diagnostics()
+    # smtpd keeps the failed address resolutions of the outage for the life of its
+    # processes (never as a 5xx); a reload replaces them.
+    system.postfix.run("postfix", "-c", str(system.postfix.config_dir), "reload")
+    assert wait_for(lambda: rcpt_reply(system, "alice@example.org")[0] == 250,
+                    timeout=DELIVERY_TIMEOUT, interval=0.5), system.diagnostics()
+    assert rcpt_reply(system, "nobody@example.org")[0] == 550
