@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lmtpd import logs, metrics, status
 from lmtpd.config import Config
@@ -25,7 +26,7 @@ from lmtpd.quota_warnings import QuotaWarnings
 from lmtpd.recipients import Recipient, RecipientLookup, Target
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
-from lmtpd.store.index import MessageMeta, NotRecorded
+from lmtpd.store.index import MessageMeta, NotRecorded, TraceBatch
 from lmtpd.store.meta import parse_meta
 from lmtpd.store.worker import Workers
 from lmtpd.trace_log import TraceLog
@@ -61,6 +62,14 @@ class Transaction:
         return self._message
 
 
+class Copy(NamedTuple):
+    """One stored copy of a message."""
+
+    mailbox: str
+    folder: str
+    file: str  # relative to the folder: "new/<name>"
+
+
 @dataclass
 class Outcome:
     """What happened to one recipient: the reply, where copies went, what the filter did."""
@@ -68,7 +77,7 @@ class Outcome:
     recipient: str
     reply: Reply
     stage: str = "data"
-    copies: list[tuple[str, str, str]] = field(default_factory=list)  # mailbox, folder, file
+    copies: list[Copy] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     note: str = ""
     seconds: float = 0.0
@@ -83,8 +92,8 @@ class Outcome:
         return {
             "recipient": self.recipient, "outcome": self.kind, "stage": self.stage,
             "code": self.reply.code, "status": self.reply.enhanced, "reply": self.reply.text,
-            "mailboxes": ",".join(dict.fromkeys(c[0] for c in self.copies)),
-            "files": json.dumps([f"{c[0]} {c[1]} {c[2]}" for c in self.copies]),
+            "mailboxes": ",".join(dict.fromkeys(c.mailbox for c in self.copies)),
+            "files": json.dumps([f"{c.mailbox} {c.folder} {c.file}" for c in self.copies]),
             "actions": json.dumps(self.actions), "seconds": round(self.seconds, 6),
         }
 
@@ -170,7 +179,7 @@ class Deliverer:
                 outcomes.append(outcome)
                 done[key] = outcome.reply
             replies.append(done[key])
-        self.trace.add((tx.id, meta.message_id, tx.sender, [o.row() for o in outcomes]))
+        self.trace.add(TraceBatch(tx.id, meta.message_id, tx.sender, [o.row() for o in outcomes]))
         return replies
 
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
@@ -240,7 +249,7 @@ class Deliverer:
                 return status.over_quota(rcpt)
             if isinstance(stored, Reply):
                 return stored
-            outcome.copies.append((mailbox.address, action.folder, stored.relpath))
+            outcome.copies.append(Copy(mailbox.address, action.folder, stored.relpath))
         if plan.stores:
             await self.warnings.after_delivery(mailbox)
         for vacation in plan.vacations:
@@ -271,8 +280,8 @@ def _log_outcome(tx: Transaction, recipient: Recipient, meta: MessageMeta,
     fields = {"rcpt": f"<{recipient.address}>"}
     if outcome.reply.is_success:
         fields.update(
-            mailbox=",".join(dict.fromkeys(c[0] for c in outcome.copies)) or "-",
-            folder=",".join(dict.fromkeys(c[1] for c in outcome.copies)) or "-",
+            mailbox=",".join(dict.fromkeys(c.mailbox for c in outcome.copies)) or "-",
+            folder=",".join(dict.fromkeys(c.folder for c in outcome.copies)) or "-",
             size=str(tx.body.size), msgid=meta.message_id or "-", id=tx.id,
             delay=f"{outcome.seconds:.3f}",
         )

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from lmtpd.store.mailboxes import Store
 
@@ -30,7 +30,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 
-_Pending = tuple[Callable[[], Any], "asyncio.Future[Any]"]
+class _Pending(NamedTuple):
+    """A row waiting for the next group commit, and who waits for its outcome."""
+
+    record: Callable[[], Any]
+    future: asyncio.Future[Any]
 
 
 # Concurrent password checks per process; with argon2's 64 MiB each, the peak memory of
@@ -50,25 +54,21 @@ class Workers:
         self._group_lock = threading.Lock()
         self._group_scheduled = False
 
-    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run `fn` on the index thread (anything that touches SQLite)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._db, functools.partial(fn, *args, **kwargs))
 
-    async def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn` in the file pool (Maildir writes, fsync, reads, CPU-heavy checks)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
+    def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """Run `fn` in the disk pool (Maildir writes, fsync, reads, Sieve)."""
+        return _run_in(self._io, functools.partial(fn, *args, **kwargs))
 
-    async def hash(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def hash(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run a password check or hash in the bounded hashing pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._hash, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._hash, functools.partial(fn, *args, **kwargs))
 
-    async def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run an outgoing submission (SMTP or sendmail) in its own pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._submit, functools.partial(fn, *args, **kwargs))
+        return _run_in(self._submit, functools.partial(fn, *args, **kwargs))
 
     async def write_then_record(self, write: Callable[[], T], record: Callable[[T], R]) -> R:
         """`write()` in the file pool, then `record(written)` in the next group commit on
@@ -92,7 +92,7 @@ class Workers:
     def _enqueue(self, loop: asyncio.AbstractEventLoop, call: Callable[[], Any],
                  future: asyncio.Future[Any]) -> None:
         with self._group_lock:
-            self._group.append((call, future))
+            self._group.append(_Pending(call, future))
             schedule = not self._group_scheduled
             self._group_scheduled = True
         if schedule:
@@ -109,18 +109,18 @@ class Workers:
         index = self.store.index
         try:
             with index.transaction():
-                outcomes = [(call(), None) for call, _ in batch]
+                outcomes = [(pending.record(), None) for pending in batch]
         except Exception:
             if index.conn.in_transaction:  # a failed COMMIT leaves the transaction open
                 index.conn.rollback()
             outcomes = []
-            for call, _ in batch:
+            for pending in batch:
                 try:
-                    outcomes.append((call(), None))
+                    outcomes.append((pending.record(), None))
                 except Exception as error:
                     outcomes.append((None, error))
-        for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, result, error)
+        for pending, (result, error) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, pending.future, result, error)
 
     def close(self) -> None:
         self._submit.shutdown(wait=True)
@@ -128,6 +128,10 @@ class Workers:
         self._io.shutdown(wait=True)
         self._db.shutdown(wait=True)
         self.store.close()
+
+
+def _run_in(executor: ThreadPoolExecutor, call: Callable[[], T]) -> asyncio.Future[T]:
+    return asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -12,6 +12,7 @@ from lmtpd.store.index.memories import MemoryQueries
 from lmtpd.store.index.messages import MessageQueries
 from lmtpd.store.index.quota import QuotaQueries
 from lmtpd.store.index.rows import (
+    ActiveScriptError,
     DuplicateError,
     IndexFailure,
     MailboxRow,
@@ -19,12 +20,16 @@ from lmtpd.store.index.rows import (
     MessageRow,
     NotFoundError,
     NotRecorded,
+    ScriptCountError,
+    ScriptRow,
 )
 from lmtpd.store.index.schema import SCHEMA_VERSION
+from lmtpd.store.index.scripts import ScriptQueries
 from lmtpd.store.index.trace import TraceBatch, TraceQueries
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ActiveScriptError",
     "DuplicateError",
     "Index",
     "IndexFailure",
@@ -33,9 +38,12 @@ __all__ = [
     "MessageRow",
     "NotFoundError",
     "NotRecorded",
+    "ScriptCountError",
+    "ScriptRow",
     "TraceBatch",
 ]
 
 
-class Index(AccountQueries, MessageQueries, MemoryQueries, TraceQueries, QuotaQueries):
+class Index(AccountQueries, ScriptQueries, MessageQueries, MemoryQueries, TraceQueries,
+            QuotaQueries):
     """One connection to the index with every query; one thread at a time."""

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from lmtpd.store.index.connection import Database
 
-TraceBatch = tuple[str, str, str, list[dict[str, object]]]
+
+class TraceBatch(NamedTuple):
+    """The trace rows of one LMTP transaction."""
+
+    lmtp_id: str
+    message_id: str
+    sender: str
+    rows: list[dict[str, object]]
 
 
 class TraceQueries(Database):
