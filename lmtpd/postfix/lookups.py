@@ -85,9 +85,8 @@ class PostfixLookups:
         with index.patience(LOOKUP_PATIENCE), index.snapshot():
             return fn(*args)
 
-    # -- on the index thread ---------------------------------------------------------------
-
     def _domain(self, key: str) -> Reply:
+        """From the configuration alone: no index, so it never fails."""
         try:
             domain = parse_domain(key)
         except AddressError:
@@ -95,6 +94,8 @@ class PostfixLookups:
         if domain in self.store.config.domains.local:
             return Reply(Status.OK, domain)
         return NOTFOUND
+
+    # -- on the index thread ---------------------------------------------------------------
 
     def _mailbox(self, key: str) -> Reply:
         resolution = self.store.resolve(key)
