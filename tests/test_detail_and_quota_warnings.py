@@ -223,3 +223,12 @@ def test_settings_shown_by_check_config(lmtpd_factory: Any) -> None:
     assert 'warnings = ["80%", "95.5%"]' in shown
     assert 'policy = "127.0.0.1:10040"' in shown and 'socketmap = ""' in shown
     assert "detail_folder = false" in shown
+
+
+def test_an_edited_implicit_keep_goes_to_the_detail_folder_as_edited(
+        detail_lmtpd: Lmtpd, tmp_path: Path) -> None:
+    set_script(detail_lmtpd, tmp_path, ALICE,
+               'require "editheader"; addheader "X-Filtered" "yes";')
+    deliver(detail_lmtpd, "alice+lists@example.org", "edited")
+    [path] = (detail_lmtpd.maildir(ALICE) / ".lists" / "new").iterdir()
+    assert b"X-Filtered: yes" in path.read_bytes()

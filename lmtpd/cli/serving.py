@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from lmtpd.cli import State, config_option, fail
+from lmtpd.cli.common import State, config_option, fail
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.logs import setup_logging
 from lmtpd.privileges import store_root_warning
