@@ -96,6 +96,10 @@ class Resolution:
     recipient: str
     mailboxes: list[MailboxRef] = field(default_factory=list)
     detail: str | None = None
+    # With an OK verdict: what the alias also names and delivery leaves out, a disabled
+    # mailbox or a target in a local domain that is no mailbox (Postfix's policy service
+    # refuses such a recipient; LMTP delivers to the rest).
+    left_out: list[str] = field(default_factory=list)
 
 
 def resolve(
@@ -122,7 +126,8 @@ def resolve(
     candidates.append(f"@{address.domain}")
 
     for key in candidates:
-        found = _expand(key, find_mailbox, find_alias, ALIAS_DEPTH)
+        unknown: list[str] = []
+        found = _expand(key, find_mailbox, find_alias, ALIAS_DEPTH, unknown)
         if found is None:
             continue
         if not found:
@@ -130,7 +135,10 @@ def resolve(
         enabled = [m for m in found if m.enabled]
         if not enabled:
             return Resolution(Verdict.DISABLED, recipient, found, detail)
-        return Resolution(Verdict.OK, recipient, _unique(enabled), detail)
+        left_out = [m.address for m in found if not m.enabled]
+        left_out += [t for t in unknown if t.rpartition("@")[2] in local_domains]
+        return Resolution(Verdict.OK, recipient, _unique(enabled), detail,
+                          list(dict.fromkeys(left_out)))
     return Resolution(Verdict.UNKNOWN, recipient, detail=detail)
 
 
@@ -139,8 +147,10 @@ def _expand(
     find_mailbox: Callable[[str], MailboxRef | None],
     find_alias: Callable[[str], list[str]],
     depth: int,
+    unknown: list[str],
 ) -> list[MailboxRef] | None:
-    """Mailboxes behind `key`, or None when `key` names neither a mailbox nor an alias."""
+    """Mailboxes behind `key`, or None when `key` names neither a mailbox nor an alias.
+    Alias targets that name neither are added to `unknown`."""
     if not key.startswith("@"):
         mailbox = find_mailbox(key)
         if mailbox is not None:
@@ -152,7 +162,10 @@ def _expand(
     if depth <= 0:
         return found
     for target in targets:
-        found.extend(_expand(target, find_mailbox, find_alias, depth - 1) or [])
+        behind = _expand(target, find_mailbox, find_alias, depth - 1, unknown)
+        if behind is None:
+            unknown.append(target)
+        found.extend(behind or [])
     return found
 
 

@@ -164,6 +164,8 @@ class LmtpConfig(_Section):
     trace_retention: Duration = 30 * 86400
     # Bodies above this many bytes are spooled to a temporary file instead of held in memory.
     spool_threshold: Size = 1024**2
+    # alice+lists@ kept by implicit keep goes to the folder "lists" instead of INBOX.
+    detail_folder: bool = False
 
     _listen = field_validator("listen")(_check_listen)
 
@@ -257,6 +259,56 @@ class MetricsConfig(_Section):
         return value
 
 
+def parse_percent(value: Any) -> float:
+    """`"80%"` (or `"95.5%"`) into the fraction 0.8; above 0 and at most 100%."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+        if match and 0 < float(match.group(1)) <= 100:
+            return float(match.group(1)) / 100
+    raise ValueError(f"{value!r} is not a percentage such as \"80%\" (above 0, at most 100)")
+
+
+class QuotaConfig(_Section):
+    # Fractions of a mailbox's quota at which a warning goes into its INBOX, written "80%".
+    warnings: list[str] = Field(default_factory=list)
+
+    @field_validator("warnings")
+    @classmethod
+    def _percentages(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_percent(value)
+        return [v.strip() for v in values]
+
+    @property
+    def thresholds(self) -> list[float]:
+        """The warning levels as fractions, lowest first, without repeats."""
+        return sorted({parse_percent(v) for v in self.warnings})
+
+
+def parse_endpoint(value: str) -> str:
+    """A lookup service's address: `"unix:/path"` or `"host:port"`; `""` is off."""
+    text = value.strip()
+    if not text:
+        return ""
+    if text.startswith("unix:"):
+        if not text[5:].strip():
+            raise ValueError(f"{value!r}: no socket path, e.g. unix:/run/lmtpd/socketmap")
+        return text
+    try:
+        parse_listen(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither \"unix:/path\" nor \"host:port\"") from None
+    return text
+
+
+class PostfixConfig(_Section):
+    # Postfix socketmap_table(5) server (maps domain, mailbox, alias) and SMTPD policy server.
+    socketmap: str = ""
+    policy: str = ""
+
+    _endpoints = field_validator("socketmap", "policy")(parse_endpoint)
+
+
 class Config(_Section):
     hostname: str = Field(default_factory=socket.getfqdn)
     user: str = ""
@@ -272,6 +324,8 @@ class Config(_Section):
     managesieve: ManageSieveConfig = Field(default_factory=ManageSieveConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    quota: QuotaConfig = Field(default_factory=QuotaConfig)
+    postfix: PostfixConfig = Field(default_factory=PostfixConfig)
 
     # Where the configuration came from, for `check-config` and reloads; not a TOML key.
     source: Path | None = Field(default=None, exclude=True)

@@ -30,6 +30,8 @@ class CopyRequest:
     # The first copy of a delivery into a mailbox is checked against the duplicate memory;
     # further copies of the same delivery (other folders) are not duplicates of it.
     check_duplicate: bool = True
+    # A quota warning is stored even into a full mailbox: it is small, and it is the news.
+    check_quota: bool = True
 
 
 class CopyWriter:
@@ -53,7 +55,8 @@ class CopyWriter:
 
         def record(stored: maildir.StoredFile) -> int | NotRecorded:
             return self.store.index.record_delivery(
-                mailbox.id, stored, request.meta, quota=mailbox.quota,
+                mailbox.id, stored, request.meta,
+                quota=mailbox.quota if request.check_quota else 0,
                 duplicate_window=config.lmtp.duplicate_window,
                 check_duplicate=request.check_duplicate)
 

@@ -22,6 +22,7 @@ from lmtpd.config import Config
 from lmtpd.copies import CopyRequest, CopyWriter
 from lmtpd.filtering import FilterPlan, SieveRunner
 from lmtpd.outgoing import Outgoing
+from lmtpd.quota_warnings import QuotaWarnings
 from lmtpd.recipients import Recipient, RecipientLookup, Target
 from lmtpd.sieve import DuplicateMark
 from lmtpd.spool import Spool
@@ -141,6 +142,7 @@ class Deliverer:
         self.trace = TraceLog(workers)
         self.outgoing = Outgoing(workers)
         self.copies = CopyWriter(workers)
+        self.warnings = QuotaWarnings(workers, self.copies)
 
     @property
     def config(self) -> Config:
@@ -211,7 +213,8 @@ class Deliverer:
                 return status.mail_loop(rcpt)
             if not recipient.targets:
                 return status.unknown_user(rcpt)
-            replies = [await self._deliver_to_mailbox(tx, rcpt, target, meta, outcome)
+            detail = recipient.resolution.detail
+            replies = [await self._deliver_to_mailbox(tx, rcpt, target, meta, outcome, detail)
                        for target in recipient.targets]
             return combine(replies)
         except Exception:
@@ -219,9 +222,12 @@ class Deliverer:
             return status.temporary_failure()
 
     async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, target: Target,
-                                  meta: MessageMeta, outcome: Outcome) -> Reply:
+                                  meta: MessageMeta, outcome: Outcome,
+                                  detail: str | None = None) -> Reply:
         mailbox = target.mailbox
         plan = await self._filter(tx, rcpt, target)
+        if self.config.lmtp.detail_folder:
+            plan.file_by_detail(detail)
         outcome.actions.extend(plan.describe())
         if plan.reject is not None:
             return status.rejected(plan.reject)
@@ -250,6 +256,8 @@ class Deliverer:
             outcome.copies.append(Copy(mailbox.address, action.folder, stored.relpath))
         if plan.duplicate_marks:
             await self.workers.db(self._remember_marks, mailbox.id, plan.duplicate_marks)
+        if plan.stores:
+            await self.warnings.after_delivery(mailbox)
         for vacation in plan.vacations:
             await self.outgoing.vacation(tx.message_bytes(), mailbox, vacation)
         if not plan.stores:

@@ -193,12 +193,23 @@ class FilterPlan:
     redirects: list[Redirect] = field(default_factory=list)
     vacations: list[Vacation] = field(default_factory=list)
     reject: str | None = None
+    # The only copy is the implicit keep into INBOX: no script filed the message itself.
+    implicit_keep_only: bool = False
     # What the duplicate test saw, to remember once the message is stored.
     duplicate_marks: list[DuplicateMark] = field(default_factory=list)
 
     @classmethod
     def keep(cls) -> FilterPlan:
-        return cls(stores=[StoreAction()])
+        return cls(stores=[StoreAction()], implicit_keep_only=True)
+
+    def file_by_detail(self, detail: str | None) -> None:
+        """`lmtp.detail_folder`: the implicit keep of alice+lists@ goes to the folder
+        `lists` instead of INBOX. A detail that cannot be a folder, or a plan in which the
+        script stored the message itself (an explicit keep too), is left alone."""
+        if (not self.implicit_keep_only or not detail or maildir.is_inbox(detail)
+                or not maildir.valid_folder(detail)):
+            return
+        self.stores = [dataclasses.replace(self.stores[0], folder=detail)]
 
     def describe(self) -> list[str]:
         """The plan in words, for `lmtpd trace`."""
@@ -229,5 +240,7 @@ class FilterPlan:
                 plan.vacations.append(action)
             elif isinstance(action, Reject):
                 plan.reject = action.reason
+        plan.implicit_keep_only = (result.implicit_keep and len(plan.stores) == 1
+                                   and maildir.is_inbox(plan.stores[0].folder))
         plan.duplicate_marks = list(result.duplicate_marks)
         return plan

@@ -1,6 +1,6 @@
 """Prometheus metrics: deliveries by outcome and status, delivery latency, POP3 sessions,
-ManageSieve logins and script changes, and failed logins. Served only when `[metrics] listen`
-is set; counting is cheap either way.
+ManageSieve logins and script changes, failed logins, and Postfix lookups. Served only when
+`[metrics] listen` is set; counting is cheap either way.
 
 The metric objects are made on first use, not at import: with several LMTP processes
 (`processes`) the values must live in files shared by all of them, and prometheus_client
@@ -123,6 +123,40 @@ def login_failed(service: str, reason: str) -> None:
             counter = _login_failures[service] = Counter(
                 f"lmtpd_{service}_login_failures", f"{service} logins refused.", ["reason"])
     counter.labels(reason=reason).inc()
+
+
+_lookups: dict[str, Any] = {}
+
+
+def _lookup_metrics() -> dict[str, Any]:
+    if not _lookups:
+        from prometheus_client import Counter, Histogram
+
+        _get()
+        _lookups["socketmap"] = Counter(
+            "lmtpd_socketmap_lookups", "Postfix socketmap lookups by map and reply.",
+            ["map", "result"])
+        _lookups["policy"] = Counter(
+            "lmtpd_policy_requests", "Postfix policy requests by the action answered.",
+            ["action"])
+        _lookups["seconds"] = Histogram(
+            "lmtpd_postfix_lookup_seconds", "Time to answer one Postfix lookup.",
+            ["service"], buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1))
+    return _lookups
+
+
+def socketmap_lookup(map_name: str, result: str, seconds: float) -> None:
+    """`result`: OK, NOTFOUND, TEMP or PERM."""
+    found = _lookup_metrics()
+    found["socketmap"].labels(map=map_name, result=result).inc()
+    found["seconds"].labels(service="socketmap").observe(seconds)
+
+
+def policy_request(action: str, seconds: float) -> None:
+    """`action`: the action's first word or code (DUNNO, 550, 552, DEFER_IF_PERMIT)."""
+    found = _lookup_metrics()
+    found["policy"].labels(action=action).inc()
+    found["seconds"].labels(service="policy").observe(seconds)
 
 
 def process_exited(pid: int) -> None:

@@ -30,7 +30,9 @@ from lmtpd.services import Service
 from lmtpd.services.lmtp import LmtpService
 from lmtpd.services.managesieve import ManageSieveService
 from lmtpd.services.metrics import MetricsService
+from lmtpd.services.policy import PolicyService
 from lmtpd.services.pop3 import Pop3Service
+from lmtpd.services.socketmap import SocketmapService
 from lmtpd.shared import SharedState
 from lmtpd.store.index import Index
 
@@ -291,7 +293,8 @@ def _warn_about_lost_domains(config: Config) -> None:
 
 
 def build_services() -> list[Service]:
-    return [LmtpService(), Pop3Service(), ManageSieveService(), MetricsService()]
+    return [LmtpService(), Pop3Service(), ManageSieveService(), SocketmapService(),
+            PolicyService(), MetricsService()]
 
 
 def serve(config: Config) -> None:

@@ -87,6 +87,30 @@ def too_many_connections() -> Reply:
     return Reply(421, "4.3.2", "too many connections, try again later")
 
 
+# -- Postfix lookups: SMTPD policy actions (access(5)) and socketmap reasons -------------
+
+def policy_unknown_user(rcpt: str) -> str:
+    return f"550 5.1.1 <{rcpt}>: user unknown"
+
+
+def policy_mailbox_full(rcpt: str) -> str:
+    return f"552 5.2.2 <{rcpt}>: mailbox full"
+
+
+POLICY_NO_OPINION = "DUNNO"
+# DEFER_IF_PERMIT: a 4xx only when the rest of Postfix's checks would accept; a refusal
+# decided elsewhere still stands.
+POLICY_UNAVAILABLE = "DEFER_IF_PERMIT Service temporarily unavailable"
+POLICY_MALFORMED = "DEFER_IF_PERMIT Malformed policy request"
+
+SOCKETMAP_UNAVAILABLE = "index unavailable, try again later"
+SOCKETMAP_MALFORMED = "malformed request"
+
+
+def socketmap_unknown_map(name: str) -> str:
+    return f"unknown map {name!r}: expected domain, mailbox or alias"
+
+
 def sender_ok() -> Reply:
     return Reply(250, "2.1.0", "sender ok")
 

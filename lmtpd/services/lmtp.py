@@ -29,9 +29,9 @@ log = logging.getLogger("lmtpd.lmtp")
 _ALL = ""
 
 
-def prepare_socket_path(path: Path) -> bool:
+def prepare_socket_path(path: Path, setting: str = "lmtp.socket") -> bool:
     """Replace a stale socket file; refuse when another server is listening on it. True when
-    the socket's directory was created here."""
+    the socket's directory was created here. `setting` names the key in error messages."""
     created = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -39,7 +39,7 @@ def prepare_socket_path(path: Path) -> bool:
     except FileNotFoundError:
         return created
     if not stat.S_ISSOCK(mode):
-        raise ServeError(f"{path} exists and is not a socket; remove it or change lmtp.socket")
+        raise ServeError(f"{path} exists and is not a socket; remove it or change {setting}")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
@@ -54,10 +54,11 @@ def prepare_socket_path(path: Path) -> bool:
     raise ServeError(f"{path} is in use by another running server")
 
 
-def unix_listener(config: Config, path: Path, mode: int) -> socket.socket:
+def unix_listener(config: Config, path: Path, mode: int,
+                  setting: str = "lmtp.socket") -> socket.socket:
     """A listening Unix socket at `path` with `mode`, owned by the service user and the
     configured socket group."""
-    created_dir = prepare_socket_path(path)
+    created_dir = prepare_socket_path(path, setting)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     sock.listen(1024)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Lmtpd, free_port, require_tool
+from tests.conftest import Lmtpd, deep_merge, free_port, require_tool
 from tests.postfix.postfix_instance import Postfix
 
 
@@ -35,18 +35,26 @@ def mail_system_factory(lmtpd_factory: Any, request: pytest.FixtureRequest) -> I
     """Make an lmtpd (mailboxes alice@ and bob@example.org) with a Postfix in front of it.
 
     variant: "chroot" (the Debian default of contrib/postfix) or "nochroot" (its alternative);
-    maps: whether main.cf keeps contrib's virtual_mailbox_maps line; lmtpd_env: environment of
-    lmtpd serve (fault injection). Postfix is stopped before lmtpd, so that its cached LMTP
-    connections are gone when lmtpd shuts down."""
+    lookups: "live" (contrib's main.cf: lmtpd's socketmap and policy services), "table" (the
+    static table of lmtpd-virtual-maps) or "none" (Postfix takes any address in the domains);
+    main_cf: extra main.cf settings; lmtpd_settings: extra lmtpd settings; lmtpd_env:
+    environment of lmtpd serve (fault injection); before_start: called with the lmtpd before
+    it starts. Postfix is stopped before lmtpd, so that its cached LMTP connections are gone
+    when lmtpd shuts down."""
     tools = {tool: require_tool(tool) for tool in ("postfix", "postqueue", "postmap")}
     made: list[MailSystem] = []
     request.node.mail_systems = made
 
-    def make(variant: str = "chroot", maps: bool = False,
-             lmtpd_env: dict[str, str] | None = None) -> MailSystem:
-        postfix = Postfix(variant=variant, maps=maps, port=free_port(), tools=tools)
+    def make(variant: str = "chroot", lookups: str = "live",
+             main_cf: dict[str, str] | None = None,
+             lmtpd_settings: dict[str, Any] | None = None,
+             lmtpd_env: dict[str, str] | None = None,
+             before_start: Callable[[Lmtpd], None] | None = None) -> MailSystem:
+        postfix = Postfix(variant=variant, lookups=lookups, port=free_port(), tools=tools,
+                          extra_main_cf=main_cf or {})
         try:
-            lmtpd = lmtpd_factory(postfix.lmtpd_settings(), name=f"lmtpd{len(made)}")
+            settings = deep_merge(postfix.lmtpd_settings(), lmtpd_settings or {})
+            lmtpd = lmtpd_factory(settings, name=f"lmtpd{len(made)}")
             system = MailSystem(lmtpd, postfix)
             made.append(system)
         except BaseException:
@@ -54,6 +62,8 @@ def mail_system_factory(lmtpd_factory: Any, request: pytest.FixtureRequest) -> I
             raise
         lmtpd.add_mailbox("alice@example.org")
         lmtpd.add_mailbox("bob@example.org")
+        if before_start is not None:
+            before_start(lmtpd)
         lmtpd.start(env=lmtpd_env)
         postfix.start()
         return system

@@ -22,15 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port
+
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "postfix"
 MAPS_SCRIPT = CONTRIB / "lmtpd-virtual-maps"
-ALTERNATIVE_MARKER = "Non-chrooted alternative"
+NOCHROOT_MARKER = "Non-chrooted alternative"
+STATIC_MARKER = "Static-table alternative"
 VARIANTS = ("chroot", "nochroot")
+# How Postfix learns lmtpd's recipients: "live" asks lmtpd's socketmap and policy services
+# (contrib's main.cf as it is), "table" uses the static table of lmtpd-virtual-maps (contrib's
+# static-table alternative), "none" looks nothing up (any address in the domains is taken).
+LOOKUPS = ("live", "table", "none")
 
-# Paths in the contrib files and what they become in a test instance (see Postfix.paths).
-CONTRIB_SOCKET_CHROOT = "/var/spool/postfix/private/lmtpd"
-CONTRIB_SOCKET_NOCHROOT = "/run/lmtpd/lmtp.sock"
+# Paths and ports in the contrib files and what they become in a test instance
+# (see Postfix.paths).
+CONTRIB_SPOOL = "/var/spool/postfix/"
+CONTRIB_RUN = "/run/lmtpd/"
 CONTRIB_MAPS = "/etc/postfix/lmtpd-virtual-mailboxes"
+CONTRIB_SOCKETMAP_TCP = "127.0.0.1:10041"
+CONTRIB_POLICY_TCP = "127.0.0.1:10040"
 
 # Everything but lmtp runs unchrooted: a chrooted smtpd or cleanup would need copies of
 # /etc files inside the private queue directory, and only the lmtp line is under test.
@@ -64,48 +74,53 @@ def _master_cf_key(line: str) -> str:
     return f"{service}/{kind}"
 
 
-def read_snippet(path: Path, variant: str, key: Callable[[str], str]) -> list[tuple[str, str]]:
-    """The active lines of a contrib file as (key, line), in order. For the "nochroot" variant
-    the commented lines under a "Non-chrooted alternative" comment replace the active lines
-    with the same key, exactly as an operator uncommenting them would."""
+def markers_for(variant: str, lookups: str = "live") -> tuple[str, ...]:
+    assert variant in VARIANTS and lookups in LOOKUPS, (variant, lookups)
+    markers = (NOCHROOT_MARKER,) if variant == "nochroot" else ()
+    return (*markers, STATIC_MARKER) if lookups == "table" else markers
+
+
+def read_snippet(path: Path, markers: tuple[str, ...],
+                 key: Callable[[str], str]) -> list[tuple[str, str]]:
+    """The active lines of a contrib file as (key, line), in order. The commented lines under
+    a comment naming one of `markers` ("Non-chrooted alternative", ...) replace the active
+    lines with the same key, exactly as an operator uncommenting them would."""
     active: list[tuple[str, str]] = []
     alternatives: dict[str, str] = {}
-    in_alternative = False
+    block: str | None = None  # the marker of the comment block the line is in
     for raw in path.read_text().splitlines():
         line = raw.rstrip()
         if not line.strip():
-            in_alternative = False
+            block = None
         elif line.startswith("#"):
-            if ALTERNATIVE_MARKER in line:
-                in_alternative = True
-            elif in_alternative and line[1:2].strip():
+            named = [m for m in (NOCHROOT_MARKER, STATIC_MARKER) if m in line]
+            if named:
+                block = named[0]
+            elif block in markers and line[1:2].strip():
                 candidate = line[1:]
                 # Prose inside the comment block has no key; only settings count.
                 with contextlib.suppress(ValueError):
                     alternatives[key(candidate)] = candidate
         elif not line[0].isspace():
             active.append((key(line), line))
-    if variant == "nochroot":
-        unknown = set(alternatives) - {k for k, _ in active}
-        assert not unknown, f"{path}: alternative for a setting that is not there: {unknown}"
-        active = [(k, alternatives.get(k, line)) for k, line in active]
-    else:
-        assert variant == "chroot", variant
-    return active
+    unknown = set(alternatives) - {k for k, _ in active}
+    assert not unknown, f"{path}: alternative for a setting that is not there: {unknown}"
+    return [(k, alternatives.get(k, line)) for k, line in active]
 
 
-def contrib_main_cf(variant: str) -> dict[str, str]:
-    lines = read_snippet(CONTRIB / "main.cf", variant, _main_cf_key)
+def contrib_main_cf(variant: str, lookups: str = "live") -> dict[str, str]:
+    lines = read_snippet(CONTRIB / "main.cf", markers_for(variant, lookups), _main_cf_key)
     return {k: line.split("=", 1)[1].strip() for k, line in lines}
 
 
 def contrib_master_cf(variant: str) -> list[str]:
-    return [line for _, line in read_snippet(CONTRIB / "master.cf", variant, _master_cf_key)]
+    return [line for _, line in read_snippet(CONTRIB / "master.cf", markers_for(variant),
+                                             _master_cf_key)]
 
 
 def contrib_lmtpd_toml(variant: str) -> dict[str, Any]:
-    """contrib/postfix/lmtpd.toml as settings, with the variant's socket line."""
-    lines = read_snippet(CONTRIB / "lmtpd.toml", variant, _toml_key)
+    """contrib/postfix/lmtpd.toml as settings, with the variant's socket lines."""
+    lines = read_snippet(CONTRIB / "lmtpd.toml", markers_for(variant), _toml_key)
     return tomllib.loads("\n".join(line for _, line in lines))
 
 
@@ -122,9 +137,11 @@ class Postfix:
     """One private Postfix instance: `start()` after lmtpd is listening, `stop()` at the end."""
 
     variant: str
-    maps: bool
+    lookups: str
     port: int
     tools: dict[str, str]  # postfix, postqueue, postmap: their paths from require_tool
+    # Extra main.cf settings of a test, over contrib's (virtual_alias_maps, ...).
+    extra_main_cf: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lmtpd-postfix-")))
     started: bool = False
 
@@ -139,6 +156,8 @@ class Postfix:
         self.run_dir = self.root / "run"
         self.maillog = self.root / "maillog"
         self.maps_file = self.root / "lmtpd-virtual-mailboxes"
+        self.socketmap_port = free_port()
+        self.policy_port = free_port()
         for directory in (self.config_dir, self.queue_dir, self.data_dir, self.run_dir):
             directory.mkdir()
         shutil.chown(self.data_dir, "postfix")
@@ -151,9 +170,11 @@ class Postfix:
     @property
     def paths(self) -> dict[str, str]:
         return {
-            CONTRIB_SOCKET_CHROOT: str(self.queue_dir / "private" / "lmtpd"),
-            CONTRIB_SOCKET_NOCHROOT: str(self.run_dir / "lmtp.sock"),
+            CONTRIB_SPOOL: f"{self.queue_dir}/",
+            CONTRIB_RUN: f"{self.run_dir}/",
             CONTRIB_MAPS: str(self.maps_file),
+            CONTRIB_SOCKETMAP_TCP: f"127.0.0.1:{self.socketmap_port}",
+            CONTRIB_POLICY_TCP: f"127.0.0.1:{self.policy_port}",
         }
 
     def rewrite(self, value: str) -> str:
@@ -162,10 +183,13 @@ class Postfix:
         return value
 
     def lmtpd_settings(self) -> dict[str, Any]:
-        """lmtpd overrides: the [lmtp] lines of contrib/postfix/lmtpd.toml, socket rewritten."""
-        lmtp = dict(contrib_lmtpd_toml(self.variant)["lmtp"])
+        """lmtpd overrides: the [lmtp] and [postfix] lines of contrib/postfix/lmtpd.toml,
+        sockets and ports rewritten."""
+        contrib = contrib_lmtpd_toml(self.variant)
+        lmtp = dict(contrib["lmtp"])
         lmtp["socket"] = self.rewrite(lmtp["socket"])
-        return {"lmtp": lmtp}
+        lookups = {key: self.rewrite(value) for key, value in contrib["postfix"].items()}
+        return {"lmtp": lmtp, "postfix": lookups}
 
     def main_cf(self) -> str:
         settings = {
@@ -192,10 +216,12 @@ class Postfix:
             "maximal_backoff_time": "2s",
             "lmtp_connection_cache_time_limit": "1s",
         }
-        for key, value in contrib_main_cf(self.variant).items():
-            if key == "virtual_mailbox_maps" and not self.maps:
+        for key, value in contrib_main_cf(self.variant, self.lookups).items():
+            if self.lookups == "none" and key in ("virtual_mailbox_maps",
+                                                  "smtpd_recipient_restrictions"):
                 continue
             settings[key] = self.rewrite(value)
+        settings.update(self.extra_main_cf)
         return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
     def master_cf(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from lmtpd.store.index.accounts import AccountQueries
 from lmtpd.store.index.memories import MemoryQueries
 from lmtpd.store.index.messages import MessageQueries
+from lmtpd.store.index.quota import QuotaQueries
 from lmtpd.store.index.rows import (
     ActiveScriptError,
     DuplicateError,
@@ -43,5 +44,6 @@ __all__ = [
 ]
 
 
-class Index(AccountQueries, ScriptQueries, MessageQueries, MemoryQueries, TraceQueries):
+class Index(AccountQueries, ScriptQueries, MessageQueries, MemoryQueries, TraceQueries,
+            QuotaQueries):
     """One connection to the index with every query; one thread at a time."""

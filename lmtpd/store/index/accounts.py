@@ -68,8 +68,8 @@ class AccountQueries(Database):
     def delete_mailbox(self, address: str) -> MailboxRow:
         with self.account_change():
             mailbox = self.require_mailbox(address)
-            for table in ("messages", "usage", "sieve_scripts", "vacation_memory",
-                          "duplicates"):
+            for table in ("messages", "quota_warnings", "usage", "sieve_scripts",
+                          "vacation_memory", "duplicates"):
                 self.conn.execute(f"DELETE FROM {table} WHERE mailbox_id = ?", (mailbox.id,))
             self.conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox.id,))
             return mailbox

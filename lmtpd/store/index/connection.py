@@ -38,6 +38,7 @@ class Database:
                  durable: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._busy_timeout = busy_timeout
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -152,6 +153,16 @@ class Database:
         except OSError:
             return False
         return True
+
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Wait at most `seconds` for another process's lock within the block, instead of
+        BUSY_TIMEOUT: for a reader whose caller would rather hear "try again" soon."""
+        self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

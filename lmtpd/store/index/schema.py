@@ -146,10 +146,31 @@ def _named_sieve_scripts(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _quota_warning_marks(conn: sqlite3.Connection) -> None:
+    """Which quota warnings a mailbox has had: one row per mailbox and level (parts per
+    million of its quota) while its usage stays at or above that level. The trigger forgets
+    a mark as soon as usage drops below its level, whatever lowered it (a deletion, a
+    reindex), so the next rise past it warns again."""
+    _execute_script(conn, """
+        CREATE TABLE quota_warnings (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+            level INTEGER NOT NULL,
+            PRIMARY KEY (mailbox_id, level)
+        );
+        CREATE TRIGGER quota_warnings_reset AFTER UPDATE OF bytes ON usage
+        WHEN NEW.bytes < OLD.bytes BEGIN
+            DELETE FROM quota_warnings WHERE mailbox_id = NEW.mailbox_id
+                AND NEW.bytes * 1000000 < level * (
+                    SELECT quota FROM mailboxes WHERE id = NEW.mailbox_id);
+        END;
+    """)
+
+
 # Step N takes an index from version N - 1 to N. Append only; never edit a released step.
 STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _usage_counters_and_expiring_memories,
     3: _named_sieve_scripts,
+    4: _quota_warning_marks,
 }
 SCHEMA_VERSION = max(STEPS)
 
