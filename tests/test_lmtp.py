@@ -122,17 +122,39 @@ def test_size_parameter_over_limit_refused_at_mail(lmtpd_factory) -> None:
         client.close()
 
 
-def test_line_too_long_gets_one_reply_per_recipient(lmtpd: Lmtpd) -> None:
+def test_long_body_lines_are_delivered_to_every_recipient(lmtpd: Lmtpd) -> None:
     client = smtplib.LMTP(lmtpd.socket_path)
     try:
         rcpts = ["alice@example.org", "bob@example.org"]
         long_line = b"Subject: long\r\n\r\n" + b"w" * 5000 + b"\r\nafter\r\n"
         result = lmtp_send("", "s@remote.example", rcpts, long_line, client=client)
-        assert [result[r][0] for r in rcpts] == [500, 500]
-        assert all(result[r][1].startswith("5.5.2") for r in rcpts)
-        ok = lmtp_send("", "s@remote.example", rcpts, b"Subject: ok\r\n\r\nfine\r\n",
-                       client=client)
-        assert [ok[r][0] for r in rcpts] == [250, 250]
+        assert [result[r][0] for r in rcpts] == [250, 250]
+        assert client.noop()[0] == 250
+    finally:
+        client.quit()
+    for rcpt in rcpts:
+        [path] = stored_files(lmtpd, rcpt)
+        assert path.read_bytes().endswith(b"\n\n" + b"w" * 5000 + b"\nafter\n")
+
+
+def test_over_long_command_lines_are_refused_and_the_session_goes_on(lmtpd: Lmtpd) -> None:
+    client = smtplib.LMTP(lmtpd.socket_path)
+    try:
+        client.ehlo("x")
+        # Up to 4,096 octets a command line is read as usual.
+        assert client.docmd("NOOP", "n" * (4096 - len("NOOP "))) == (250, b"2.0.0 OK")
+        assert client.docmd("MAIL FROM:<s@remote.example>")[0] == 250
+        rcpt = "RCPT TO:<" + "a" * (4096 - len("RCPT TO:<@example.org>")) + "@example.org>"
+        assert client.docmd(rcpt)[0] == 550
+        assert client.docmd("RSET")[0] == 250
+        for length in (4097, 70_000, 1_000_000):
+            code, text = client.docmd("RCPT TO:<" + "a" * length + "@example.org>")
+            assert (code, text[:5]) == (500, b"5.5.2"), (length, code, text)
+            code, text = client.docmd("MAIL FROM:<s@remote.example> " + "X" * length)
+            assert (code, text[:5]) == (500, b"5.5.2"), (length, code, text)
+        result = lmtp_send("", "s@remote.example", ["alice@example.org", "bob@example.org"],
+                           b"Subject: after long commands\r\n\r\nok\r\n", client=client)
+        assert [r[0] for r in result.values()] == [250, 250]
     finally:
         client.quit()
 
