@@ -61,9 +61,25 @@ class LmtpSession(LMTP):
         # grows MAIL's at each EHLO); each session gets its own, the same for every command.
         self.command_size_limits: collections.defaultdict[str, int] = collections.defaultdict(
             lambda: COMMAND_LINE_LIMIT)
+        self._heard_at = self.loop.time()
         self._lhlo_in_progress = False
         self._greeted = False
         self.in_transaction = False
+
+    def data_received(self, data: bytes) -> None:
+        self._heard_at = self.loop.time()
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """lmtp.timeout counts seconds of silence. aiosmtpd restarts its timer only when a
+        command is complete, which would cut off a slow DATA phase; here any bytes received
+        push the deadline back, so a silent client is dropped (nothing of an unfinished
+        message is stored) and a slow one is not."""
+        silent = self.loop.time() - self._heard_at
+        if silent < self._timeout_duration:
+            self._reset_timeout(self._timeout_duration - silent)
+            return
+        super()._timeout_cb()
 
     def _create_envelope(self) -> LmtpEnvelope:
         return LmtpEnvelope()
