@@ -67,7 +67,7 @@ def populate(config_path: Path, messages: int, big_mb: int) -> None:
                             ".a line with a leading dot\n").encode()
                     stored = store.write_file(many, "INBOX", prefix, Spool.from_bytes(body))
                     meta = MessageMeta(f"<{n}@bench>", f"sender{n}@example.net", f"message {n}")
-                    store.index.record_delivery(many.id, stored, meta, remember_message_id=False)
+                    store.index.record_delivery(many.id, stored, meta)
         big = store.add_mailbox(BIG, PASSWORD)
         if big_mb:
             line = b"x" * 76 + b"\n"
@@ -78,7 +78,7 @@ def populate(config_path: Path, messages: int, big_mb: int) -> None:
                 spool.write(block)
             with spool:
                 stored = store.write_file(big, "INBOX", b"", spool)
-                store.index.record_delivery(big.id, stored, MessageMeta(subject="big"), False)
+                store.index.record_delivery(big.id, stored, MessageMeta(subject="big"))
     finally:
         store.close()
 

@@ -229,7 +229,7 @@ def fill(lmtpd: Lmtpd, dovecot: DovecotPop3 | None,
                                                   flags=["S"])
                         meta = MessageMeta(f"<{n}.{address}@bench>", f"sender{n}@example.net",
                                            f"message {n}")
-                        store.index.record_delivery(mailbox.id, stored, meta, False)
+                        store.index.record_delivery(mailbox.id, stored, meta)
                         if dovecot and target:
                             dovecot.write(target, stored.filename, data)
     finally:

@@ -2,9 +2,9 @@
 
 Every server process listens on the same sockets. Left to asyncio, whichever process wakes
 first accepts everything queued (up to the backlog at once), so the four long-lived sessions
-an MTA opens under load can all land in one process while the others idle: measured here,
-3 + 1 and 4 + 0 splits over two processes were the common case, and the busy process's
-interpreter was the limit. A BalancedListener accepts one connection at a time and first
+an MTA opens under load can all land in one process while the others idle, and the busy
+process's interpreter becomes the limit (bench/README.md has the measurements). A
+BalancedListener accepts one connection at a time and first
 looks at a board of open connections per process, kept in shared memory: while another
 process has fewer, it steps back for a moment and lets that one accept. A process that does
 not take the connection within PATIENCE (stuck, or gone) does not hold it up: the next
@@ -27,6 +27,9 @@ log = logging.getLogger("lmtpd.accept")
 # most before it accepts anyway.
 STEP_BACK = 0.002
 PATIENCE = 0.05
+# Looks further apart than this belong to different waits: the connection waited for last
+# time was taken by another process, and the next one starts a wait of its own.
+SAME_WAIT = 10 * STEP_BACK
 # Out of file descriptors or memory: asyncio's own pause in that case.
 RESOURCE_PAUSE = 1.0
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -58,6 +61,11 @@ class LoadBoard:
         """A process has ended: never leave a connection to it again."""
         self._counts[slot] = _RETIRED
 
+    def enter(self, slot: int) -> None:
+        """A process starts on `slot` (a new one, or the replacement of one that ended)."""
+        self.slot = slot
+        self._counts[slot] = 0
+
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -72,6 +80,7 @@ class BalancedListener:
         self._board = board
         self._loop = asyncio.get_running_loop()
         self._waiting_since: float | None = None
+        self._last_step_back = 0.0
         self._resume: asyncio.TimerHandle | None = None
         self._serving = False
         self._tasks: set[asyncio.Task[object]] = set()
@@ -106,9 +115,10 @@ class BalancedListener:
     def _on_readable(self) -> None:
         if self._board.busier_than_another():
             now = self._loop.time()
-            if self._waiting_since is None:
+            if self._waiting_since is None or now - self._last_step_back > SAME_WAIT:
                 self._waiting_since = now
             if now - self._waiting_since < PATIENCE:
+                self._last_step_back = now
                 self._pause(STEP_BACK)
                 return
         try:

@@ -221,10 +221,10 @@ def _b64_from_24bit(b2: int, b1: int, b0: int, count: int) -> str:
 
 
 def _verify_argon2(encoded: str, password: str) -> bool:
-    """libsodium (PyNaCl) checks argon2id hashes, argon2-cffi everything else. Same result:
-    libsodium computes the lanes one after the other in one thread, and spent 84 ms of CPU
-    on a default hash (m=64 MiB, t=3, p=4) where argon2-cffi, starting a thread per lane,
-    spent 137 ms for the same wall time; logins are most of a POP3 server's CPU."""
+    """libsodium (PyNaCl) checks argon2id hashes, argon2-cffi everything else. Same result,
+    less CPU: libsodium computes the lanes one after the other in one thread where
+    argon2-cffi starts a thread per lane (bench/README.md has the figures); logins are most
+    of a POP3 server's CPU."""
     if encoded.startswith("$argon2id$"):
         try:
             return bool(nacl.pwhash.argon2id.verify(encoded.encode("ascii"),

@@ -1,4 +1,4 @@
-"""Configuration: pydantic models of SPEC §3, TOML loading, lookup order, embedded defaults.
+"""Configuration: pydantic models of every key, TOML loading, lookup order, embedded defaults.
 
 Every model forbids unknown keys so a typo stops the program with the key's name instead of
 being silently ignored (Dovecot's `doveconf` does the same).
@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SYSTEM_CONFIG = Path("/etc/lmtpd/lmtpd.toml")
 ENV_CONFIG = "LMTPD_CONFIG"
@@ -145,6 +153,8 @@ class LmtpConfig(_Section):
     listen: list[str] = Field(default_factory=list)
     max_message_size: Size = 50 * 1024**2
     max_recipients: int = Field(default=1000, ge=1)
+    # Open LMTP connections for the whole server; one more gets 421 4.3.2.
+    max_connections: int = Field(default=1000, ge=1)
     recipient_delimiter: str = "+"
     # Postfix waits 600 s for the reply to the final dot; a shorter idle timeout could cut a
     # session that is merely waiting on a slow fsync.
@@ -199,6 +209,12 @@ class Pop3Config(_Section):
     max_errors: int = Field(default=10, ge=1)
 
     _listen = field_validator("listen", "tls_listen")(_check_listen)
+
+    @model_validator(mode="after")
+    def _implicit_tls_needs_a_certificate(self) -> Pop3Config:
+        if self.tls_listen and not self.tls_enabled:
+            raise ValueError("pop3.tls_listen needs pop3.tls_cert and pop3.tls_key")
+        return self
 
     @property
     def tls_enabled(self) -> bool:
@@ -294,6 +310,20 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Config:
         raise ConfigError(where + _format_error(error)) from None
     config.source = source
     return config
+
+
+def load_for_reload(path: Path | None) -> Config:
+    """The configuration a SIGHUP would switch to. An empty file is refused: it would make
+    every setting its default (every real domain no longer local, say) and is far more often
+    a file caught half-written than a wish."""
+    if path is not None:
+        try:
+            empty = not path.read_bytes().strip()
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        if empty:
+            raise ConfigError(f"{path}: the file is empty")
+    return load(path)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -1,27 +1,37 @@
 """Sieve for a delivery: compile (cached) the global `sieve.before` script and a mailbox's own
 script, run both over one message, and say what the delivery must do. Shared by the delivery
 pipeline and `lmtpd sieve test`, so the dry run shows exactly what delivery would do.
+
+A runner is built whole for one configuration (the global script compiled with it) and
+replaced whole on reload, so no delivery ever sees a runner without its global script.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmtpd.config import Config
 from lmtpd.sieve import (
     Envelope,
     MessageContext,
+    Redirect,
+    Reject,
     Script,
     SieveLimits,
     SieveResult,
     SieveSyntaxError,
+    Vacation,
     parse,
     run_scripts,
 )
+from lmtpd.sieve import Store as FileInto
+from lmtpd.store import maildir
 
 log = logging.getLogger("lmtpd.sieve")
 _CACHE_SIZE = 256
@@ -39,30 +49,23 @@ class SieveRunner:
     """Compiled scripts cached by content, so a busy mailbox's script is parsed once."""
 
     def __init__(self, config: Config) -> None:
+        """Blocking (reads and compiles `sieve.before`): build it off the event loop."""
         self.config = config
         self.limits = limits_from(config)
         self._cache: OrderedDict[str, Script] = OrderedDict()
-        self.before: Script | None = None
-        self.before_error = ""
-        self._load_before()
+        self.before, self.before_error = self._load_before()
 
-    def reconfigure(self, config: Config) -> None:
-        self.config = config
-        self.limits = limits_from(config)
-        self._cache.clear()
-        self._load_before()
-
-    def _load_before(self) -> None:
-        self.before, self.before_error = None, ""
+    def _load_before(self) -> tuple[Script | None, str]:
         path = self.config.sieve.before
         if not path:
-            return
+            return None, ""
         try:
-            self.before = parse(Path(path).read_bytes(), self.limits)
+            return parse(Path(path).read_bytes(), self.limits), ""
         except (OSError, SieveSyntaxError) as error:
             # A broken global script must not stop delivery: it is skipped and logged.
-            self.before_error = f"sieve.before {path}: {error}"
-            log.error("%s; the global script is not run", self.before_error)
+            problem = f"sieve.before {path}: {error}"
+            log.error("%s; the global script is not run", problem)
+            return None, problem
 
     def compile(self, text: str) -> Script:
         """Parse and validate; raises SieveSyntaxError (line, column)."""
@@ -105,6 +108,69 @@ class SieveRunner:
             mailbox_exists=mailbox_exists, limits=self.limits,
         )
         result.errors[:0] = errors
+        _store_unsafe_folders_in_inbox(result)
         for error in result.errors:
             log.warning("sieve for %s: %s", mailbox_address, error)
         return result
+
+
+def _store_unsafe_folders_in_inbox(result: SieveResult) -> None:
+    """A folder name that cannot be a Maildir++ folder safely (`../../etc`) is stored into
+    INBOX, here, so that `lmtpd sieve test` reports what delivery does."""
+    for number, action in enumerate(result.actions):
+        if (isinstance(action, FileInto) and not maildir.is_inbox(action.folder)
+                and not maildir.valid_folder(action.folder)):
+            result.errors.append(f"fileinto {action.folder!r}: not a valid folder name; "
+                                 f"stored in INBOX")
+            result.actions[number] = dataclasses.replace(action, folder=maildir.INBOX)
+
+
+@dataclass(frozen=True)
+class StoreAction:
+    folder: str = maildir.INBOX
+    flags: tuple[str, ...] = ()
+
+
+@dataclass
+class FilterPlan:
+    """What the filter decided for one copy, grouped by how delivery carries it out."""
+
+    stores: list[StoreAction] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+    vacations: list[Vacation] = field(default_factory=list)
+    reject: str | None = None
+
+    @classmethod
+    def keep(cls) -> FilterPlan:
+        return cls(stores=[StoreAction()])
+
+    def describe(self) -> list[str]:
+        """The plan in words, for `lmtpd trace`."""
+        words = [f"store {s.folder}" + (f" {' '.join(s.flags)}" if s.flags else "")
+                 for s in self.stores]
+        words += [f"redirect {r.address}" for r in self.redirects]
+        words += [f"vacation {v.to}" for v in self.vacations]
+        if self.reject is not None:
+            words.append(f"reject {self.reject}")
+        if not self.stores and not self.redirects and self.reject is None:
+            words.append("discard")
+        return words
+
+    @classmethod
+    def from_result(cls, result: SieveResult | None) -> FilterPlan:
+        if result is None:
+            return cls.keep()
+        plan = cls()
+        for action in result.actions:
+            if isinstance(action, FileInto):
+                folder = maildir.INBOX if maildir.is_inbox(action.folder) else action.folder
+                store = StoreAction(folder, tuple(action.flags))
+                if store not in plan.stores:
+                    plan.stores.append(store)
+            elif isinstance(action, Redirect):
+                plan.redirects.append(action)
+            elif isinstance(action, Vacation):
+                plan.vacations.append(action)
+            elif isinstance(action, Reject):
+                plan.reject = action.reason
+        return plan

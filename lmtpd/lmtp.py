@@ -11,6 +11,7 @@ import asyncio
 import collections
 import logging
 import re
+from collections.abc import Callable
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
@@ -55,13 +56,15 @@ class LmtpSession(LMTP):
     line_length_limit = 64 * 1024
     command_size_limit = COMMAND_LINE_LIMIT
 
-    def __init__(self, handler: LmtpHandler, **kwargs: Any) -> None:
+    def __init__(self, handler: LmtpHandler, *,
+                 on_close: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps the limits per command in one dict shared by every session (and
         # grows MAIL's at each EHLO); each session gets its own, the same for every command.
         self.command_size_limits: collections.defaultdict[str, int] = collections.defaultdict(
             lambda: COMMAND_LINE_LIMIT)
         self._heard_at = self.loop.time()
+        self._on_close = on_close
         self._lhlo_in_progress = False
         self._greeted = False
         self.in_transaction = False
@@ -80,6 +83,12 @@ class LmtpSession(LMTP):
             self._reset_timeout(self._timeout_duration - silent)
             return
         super()._timeout_cb()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+        super().connection_lost(error)
 
     def _create_envelope(self) -> LmtpEnvelope:
         return LmtpEnvelope()

@@ -8,12 +8,11 @@ decides that when it is imported, so `serve` calls `use_shared_directory` first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
-
-from lmtpd.config import Config, parse_listen
 
 log = logging.getLogger("lmtpd.metrics")
 _SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -90,8 +89,21 @@ def pop3_session_closed() -> None:
     _get().pop3_active.dec()
 
 
-def pop3_login_failed(reason: str) -> None:
-    _get().pop3_login_failures.labels(reason=reason).inc()
+_login_failures: dict[str, Any] = {}
+
+
+def login_failed(service: str, reason: str) -> None:
+    """A refused login on `service` ("pop3", "managesieve"): lmtpd_<service>_login_failures."""
+    if service == "pop3":
+        counter = _get().pop3_login_failures
+    else:
+        counter = _login_failures.get(service)
+        if counter is None:
+            from prometheus_client import Counter
+
+            counter = _login_failures[service] = Counter(
+                f"lmtpd_{service}_login_failures", f"{service} logins refused.", ["reason"])
+    counter.labels(reason=reason).inc()
 
 
 def process_exited(pid: int) -> None:
@@ -102,17 +114,32 @@ def process_exited(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def start(config: Config) -> str | None:
-    """Serve /metrics on `[metrics] listen`; the endpoint name, or None when off."""
-    if not config.metrics.listen:
-        return None
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+def exposition() -> bytes:
+    """The metrics of every server process, in Prometheus's text format (blocking: reads the
+    shared files)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
     _get()
     registry = REGISTRY
     if os.environ.get(_SHARED_DIR_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    host, port = parse_listen(config.metrics.listen)
-    start_http_server(port, addr=host or "0.0.0.0", registry=registry)
-    return f"metrics=http://{config.metrics.listen}/metrics"
+    return generate_latest(registry)
+
+
+async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One HTTP/1.0 exchange: any GET gets the metrics."""
+    try:
+        async with asyncio.timeout(10):
+            request = await reader.readuntil(b"\r\n\r\n")
+        if not request.startswith(b"GET "):
+            writer.write(b"HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(None, exposition)
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()

@@ -1,11 +1,13 @@
 """Dropping root: `lmtpd serve` started as root binds its sockets, then becomes the configured
-user and group before it touches the store."""
+user and group before it touches the store; the store commands run by root do the same, so
+every file in the store is made by, and belongs to, the service user."""
 
 from __future__ import annotations
 
 import grp
 import os
 import pwd
+from pathlib import Path
 
 from lmtpd.config import Config
 
@@ -39,10 +41,11 @@ def drop_privileges(config: Config) -> None:
         return
     uid, gid = ids
     root = config.store.root
-    root.mkdir(parents=True, exist_ok=True)
-    # The store must belong to the service user; files already there keep their owner only if
-    # they are the user's already (a fresh store is made by lmtpd as root before the switch).
-    _chown_tree_if_root_owned(root, uid, gid)
+    if not root.exists():
+        # Made here by root: the service user makes everything below it, so everything in
+        # the store is created with the right owner and no tree ever needs a chown walk.
+        root.mkdir(parents=True, mode=0o750)
+        os.chown(root, uid, gid)
     os.setgroups([gid])
     os.setgid(gid)
     os.setuid(uid)
@@ -50,9 +53,30 @@ def drop_privileges(config: Config) -> None:
         raise PrivilegeError("could not drop root privileges")
 
 
-def _chown_tree_if_root_owned(root: os.PathLike[str], uid: int, gid: int) -> None:
-    for directory, dirs, files in os.walk(root):
-        for name in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
-            stat = os.lstat(name)
-            if stat.st_uid == 0:
-                os.lchown(name, uid, gid)
+def give_index_to_service_user(config: Config) -> None:
+    """After a command that ran as root: the index files it created belong to the service
+    user, who must be able to write them."""
+    ids = service_ids(config)
+    if ids is None:
+        return
+    index = config.store.index_path
+    for suffix in ("", "-wal", "-shm", "-writer", "-accounts"):
+        path = Path(f"{index}{suffix}")
+        try:
+            if path.lstat().st_uid == 0:
+                os.lchown(path, *ids)
+        except FileNotFoundError:
+            continue
+
+
+def store_root_warning(root: Path) -> str | None:
+    """A store that users other than the service user can write to invites hard-link and
+    symlink tricks: say so."""
+    try:
+        mode = root.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o022:
+        return (f"{root} is writable by its group or by everyone (mode {mode & 0o777:04o}); "
+                f"make it writable by the service user only (chmod go-w)")
+    return None

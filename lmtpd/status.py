@@ -1,4 +1,4 @@
-"""Every LMTP reply text in one place: the table of SPEC §5 plus the protocol replies.
+"""Every LMTP reply text in one place: the reply table of docs/lmtp.md plus the protocol replies.
 
 Each reply carries an RFC 3463 enhanced status code. `with_enhanced_code` adds one to the
 replies aiosmtpd composes on its own, so that no reply after LHLO goes without.
@@ -83,8 +83,8 @@ def temporary_failure(detail: str = "internal error, try again later") -> Reply:
     return Reply(451, "4.3.0", detail)
 
 
-def shutting_down() -> Reply:
-    return Reply(421, "4.3.2", "service shutting down, try again later")
+def too_many_connections() -> Reply:
+    return Reply(421, "4.3.2", "too many connections, try again later")
 
 
 def sender_ok() -> Reply:

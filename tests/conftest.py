@@ -4,6 +4,7 @@ client that reads one reply per recipient (smtplib.LMTP alone reads only the fir
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -34,6 +35,16 @@ def require_tool(name: str) -> str:
     if IN_CI:
         pytest.fail(f"{name} is not installed; .ci/run must install it")
     pytest.skip(f"{name} is not installed")
+
+
+def require_user(name: str, package: str) -> pwd.struct_passwd:
+    """A system user a package creates; skipped locally when missing, a failure in CI."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        if IN_CI:
+            pytest.fail(f"user {name} is missing; .ci/run must install {package}")
+        pytest.skip(f"user {name} is missing ({package} is not installed)")
 
 
 def free_port() -> int:

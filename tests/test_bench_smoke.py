@@ -44,3 +44,14 @@ def test_body_is_wire_safe() -> None:
     assert len(body) == 100 * 1024
     assert body.endswith(b"\r\n")
     assert all(not line.startswith(b".") and len(line) <= 998 for line in body.split(b"\r\n"))
+
+
+def test_quota_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    import quota_bench
+
+    code = quota_bench.main(["--rows", "2000", "--messages", "20", "--rounds", "1",
+                             "--concurrency", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "the large mailbox holds 2000 messages" in out
+    assert "| 1 |" in out

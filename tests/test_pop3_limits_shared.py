@@ -5,12 +5,12 @@ from __future__ import annotations
 import poplib
 import socket
 
-from lmtpd.pop3.limits import ConnectionLimits
+from lmtpd.shared import ConnectionCounts
 from tests.conftest import Lmtpd
 
 
 def test_limits_are_counted_once_for_all_processes() -> None:
-    limits = ConnectionLimits()
+    limits = ConnectionCounts(2)
     assert limits.acquire("192.0.2.1", 3, 2)
     assert limits.acquire("192.0.2.1", 3, 2)
     assert not limits.acquire("192.0.2.1", 3, 2)  # per address
@@ -19,6 +19,15 @@ def test_limits_are_counted_once_for_all_processes() -> None:
     limits.release("192.0.2.1")
     assert limits.acquire("192.0.2.3", 3, 2)
     assert limits.total == 3
+    # Another process's connections count against the same limits...
+    limits.process = 1
+    assert not limits.acquire("192.0.2.4", 3, 2)  # overall: 3 of 3 are open
+    assert limits.acquire("192.0.2.2", 4, 2)
+    assert not limits.acquire("192.0.2.2", 5, 2)  # per address, over both processes
+    # ...and when that process ends, what it held is given back.
+    limits.forget(1)
+    assert limits.total == 3
+    assert limits.acquire("192.0.2.2", 4, 2)
 
 
 def test_two_processes_share_limits_and_mailbox_lock(lmtpd_factory) -> None:

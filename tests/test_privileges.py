@@ -62,3 +62,28 @@ def test_serves_as_the_configured_user(service_user: str, open_dir: Path) -> Non
     finally:
         assert lmtpd.stop() == 0
     assert not os.path.exists(lmtpd.socket_path)
+
+
+def test_store_files_belong_to_the_service_user_without_a_chown_walk(
+        service_user: str, open_dir: Path) -> None:
+    """Commands run as root act as the service user, so what they make is the user's; serve
+    never walks the store changing owners (a root chown walk in a tree the service user can
+    write is the classic hard-link hazard)."""
+    lmtpd = Lmtpd(open_dir, {"user": service_user, "group": service_user,
+                             "lmtp": {"socket": str(open_dir / "run" / "lmtp.sock")}})
+    lmtpd.add_mailbox("alice@example.org")  # as root
+    account = pwd.getpwnam(service_user)
+    made = [lmtpd.store_root, lmtpd.index_path, lmtpd.maildir("alice@example.org"),
+            lmtpd.maildir("alice@example.org") / "new"]
+    assert [p.stat().st_uid for p in made] == [account.pw_uid] * len(made)
+    planted = lmtpd.maildir("alice@example.org") / "root-owned"
+    planted.write_text("x")
+    os.chown(planted, 0, 0)
+    lmtpd.start()
+    try:
+        result = lmtp_send(lmtpd.socket_path, "s@remote.example", ["alice@example.org"],
+                           b"Subject: own\r\n\r\nx\r\n")
+        assert result["alice@example.org"][0] == 250
+        assert planted.stat().st_uid == 0
+    finally:
+        assert lmtpd.stop() == 0

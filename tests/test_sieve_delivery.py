@@ -178,6 +178,23 @@ def test_sieve_test_dry_run_json(sieve_lmtpd, tmp_path: Path) -> None:
     assert lmtpd.cli("sieve", "show", "bob@example.org", check=False).returncode == 1
 
 
+def test_the_dry_run_reports_where_delivery_stores_an_unsafe_folder(
+        sieve_lmtpd, tmp_path: Path) -> None:
+    lmtpd, _ = sieve_lmtpd
+    set_script(lmtpd, "bob@example.org", 'require "fileinto";\nfileinto "../../etc";\n')
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@remote.example\nSubject: hi\n\nbody\n")
+    dry = json.loads(lmtpd.cli("sieve", "test", "bob@example.org", str(message),
+                               "--json").stdout)
+    assert dry["actions"] == [{"type": "store", "folder": "INBOX", "flags": []}]
+    assert "not a valid folder name" in " ".join(dry["errors"])
+    result = lmtp_send(lmtpd.socket_path, "a@remote.example", ["bob@example.org"],
+                       message.read_bytes())
+    assert result["bob@example.org"][0] == 250
+    assert len(list((lmtpd.maildir("bob@example.org") / "new").iterdir())) == 1
+    assert not (lmtpd.store_root / "etc").exists()
+
+
 def test_global_before_script_runs_first(lmtpd_factory, tmp_path: Path) -> None:
     before = tmp_path / "before.sieve"
     before.write_text('require "fileinto";\n'

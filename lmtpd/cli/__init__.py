@@ -18,7 +18,8 @@ import click
 from lmtpd import config as config_module
 from lmtpd.addresses import AddressError
 from lmtpd.config import Config, ConfigError
-from lmtpd.store.index import DuplicateError, NotFoundError
+from lmtpd.privileges import PrivilegeError, drop_privileges
+from lmtpd.store.index import IndexFailure
 from lmtpd.store.mailboxes import Store, StoreError
 from lmtpd.store.maildir import FolderError
 
@@ -62,15 +63,24 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 
 
 @contextmanager
-def open_store(durable: bool = True) -> Iterator[Store]:
+def open_store(durable: bool = True, *, as_service_user: bool = True) -> Iterator[Store]:
+    """The store, for a command. Run as root with `user` set, the command acts as the
+    service user (so what it makes in the store is theirs), unless it must read files only
+    root can (an import)."""
     state = click.get_current_context().ensure_object(State)
+    config = state.config()
+    if as_service_user:
+        try:
+            drop_privileges(config)
+        except (PrivilegeError, OSError) as error:
+            fail(str(error))
     try:
-        store = Store(state.config(), durable_index=durable)
+        store = Store(config, durable_index=durable)
     except OSError as error:
         fail(f"cannot open the store: {error}")
     try:
         yield store
-    except (AddressError, FolderError, StoreError, DuplicateError, NotFoundError) as error:
+    except (AddressError, FolderError, StoreError, IndexFailure) as error:
         fail(str(error))
     finally:
         store.close()
@@ -102,17 +112,11 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from lmtpd.cli import accounts, maintenance, migrate, observe, serving
+    from lmtpd.cli import accounts, maintenance, migrate, observe, serving, sieve
 
-    for module in (accounts, maintenance, migrate, observe, serving):
+    for module in (accounts, maintenance, migrate, observe, serving, sieve):
         for command in module.COMMANDS:
             main.add_command(command)
-    try:
-        from lmtpd.cli import sieve
-    except ImportError:
-        return
-    for command in sieve.COMMANDS:
-        main.add_command(command)
 
 
 _register()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmtpd.cli import config_option, print_json, store_command
+from lmtpd.store import maintenance
 from lmtpd.store.mailboxes import Store
 
 
@@ -17,10 +18,10 @@ def reindex(store: Store, address: str | None) -> None:
 
     Every UIDL is kept; mailboxes, aliases, passwords and quotas are not touched. Delivery and
     POP3 keep working meanwhile."""
-    total = store.count_files(address)
+    total = maintenance.count_files(store, address)
     with click.progressbar(length=total, label="reindexing", file=click.get_text_stream("stderr"),
                            show_pos=True) as bar:
-        added, removed = store.reindex(address, progress=bar.update)
+        added, removed = maintenance.reindex(store, address, progress=bar.update)
     click.echo(f"reindexed {total} messages: {added} rows added, {removed} stale rows removed")
 
 
@@ -31,7 +32,7 @@ def reindex(store: Store, address: str | None) -> None:
 @store_command
 def verify(store: Store, address: str | None, as_json: bool) -> None:
     """Report drift between the index and the Maildirs; exit 1 if there is any."""
-    drift = store.verify(address)
+    drift = maintenance.verify(store, address)
     if as_json:
         print_json({"drift": [d.__dict__ for d in drift]})
     else:

@@ -9,6 +9,7 @@ import click
 from lmtpd.cli import EXIT_FAILED, config_option, open_store
 from lmtpd.migrate import dovecot
 from lmtpd.migrate.uidlist import DEFAULT_UIDL_FORMAT
+from lmtpd.privileges import give_index_to_service_user
 
 
 @click.group("import")
@@ -54,7 +55,9 @@ def import_dovecot(passwd_file: Path, maildir_root: Path | None, layout: str | N
         update=update, domain=domain.lower() if domain else None,
         domain_from_user=domain_from_user, default_scheme=default_scheme,
         uidl_format=uidl_format)
-    with open_store() as store:
+    # As root: the old store's files may be readable by root only. What the import makes
+    # is handed to the service user as it is made.
+    with open_store(as_service_user=False) as store:
         plans = dovecot.plan(store, options)
         for user in plans:
             click.echo(("would " if dry_run else "") + dovecot.describe(user),
@@ -74,6 +77,7 @@ def import_dovecot(passwd_file: Path, maildir_root: Path | None, layout: str | N
                                    file=click.get_text_stream("stderr")) as bar:
                 summary = dovecot.execute(store, plans, options, progress=bar.update,
                                           report=lambda line: click.echo(f"\n{line}", err=True))
+            give_index_to_service_user(store.config)
             refused = summary.refused
             click.echo(f"imported {summary.mailboxes} mailboxes"
                        f"{f' (+{summary.updated} updated)' if summary.updated else ''}, "

@@ -11,6 +11,7 @@ import click
 from lmtpd.cli import State, config_option, fail
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.logs import setup_logging
+from lmtpd.privileges import store_root_warning
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store.mailboxes import Store
@@ -28,7 +29,7 @@ EX_TEMPFAIL = 75
 @click.pass_obj
 def serve(state: State) -> None:
     """Run the LMTP and POP3 servers until SIGTERM; SIGHUP reloads the configuration."""
-    from lmtpd.server import ServeError
+    from lmtpd.errors import ServeError
     from lmtpd.server import serve as run_server
 
     config = state.config()
@@ -47,6 +48,9 @@ def serve(state: State) -> None:
 def check_config(state: State) -> None:
     """Validate the configuration and print the effective settings."""
     config = state.config()
+    warning = store_root_warning(config.store.root)
+    if warning:
+        click.echo(f"lmtpd: warning: {warning}", err=True)
     source = config.source or "embedded defaults"
     click.echo(f"# lmtpd effective configuration (from {source})")
     click.echo(config.to_toml(), nl=False)

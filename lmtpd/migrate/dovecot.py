@@ -19,7 +19,7 @@ from lmtpd.config import parse_size
 from lmtpd.migrate import files, layout, uidlist
 from lmtpd.migrate.passwd import PasswdEntry, SchemeError, read_passwd_file, stored_hash
 from lmtpd.privileges import service_ids
-from lmtpd.store import maildir
+from lmtpd.store import maildir, maintenance
 from lmtpd.store.mailboxes import Store
 
 
@@ -236,7 +236,7 @@ def execute(store: Store, plans: list[UserPlan], options: Options,
             if user.password_hash:
                 store.index.set_password(user.address, user.password_hash)
             summary.updated += 1
-        store.reindex(user.address)
+        maintenance.reindex(store, user.address)
         summary.messages += placed
         summary.bytes += size
         summary.present += present

@@ -25,6 +25,7 @@ import multiprocessing
 import secrets
 import time
 
+from lmtpd.process_lock import ProcessLock
 from lmtpd.store.index import MailboxRow
 
 _DIGEST = hashlib.sha256().digest_size
@@ -36,7 +37,7 @@ class LoginCache:
     def __init__(self) -> None:
         context = multiprocessing.get_context("fork")
         self._key = secrets.token_bytes(32)
-        self._lock = context.Lock()
+        self._lock = ProcessLock()
         self._ids = context.RawArray(ctypes.c_int64, self.SLOTS)
         self._expires = context.RawArray(ctypes.c_double, self.SLOTS)  # CLOCK_MONOTONIC
         self._digests = context.RawArray(ctypes.c_char, self.SLOTS * _DIGEST)
@@ -50,7 +51,7 @@ class LoginCache:
         if row is None or not row.enabled or ttl <= 0:
             return False
         slot = row.id % self.SLOTS
-        with self._lock:
+        with self._lock.held():
             if self._ids[slot] != row.id or time.monotonic() > self._expires[slot]:
                 return False
             stored = self._digests[slot * _DIGEST:(slot + 1) * _DIGEST]
@@ -61,7 +62,7 @@ class LoginCache:
             return
         digest = self._digest(row, password)
         slot = row.id % self.SLOTS
-        with self._lock:
+        with self._lock.held():
             self._ids[slot] = row.id
             self._expires[slot] = time.monotonic() + ttl
             self._digests[slot * _DIGEST:(slot + 1) * _DIGEST] = digest

@@ -14,10 +14,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+from lmtpd.pop3.maildrop import Maildrop
+from lmtpd.pop3.wire import (
+    CRLF,
+    NEED_DATA,
+    TOO_LONG,
+    Authenticate,
+    Event,
+    LineBuffer,
+    LoginFailure,
+    MessageInfo,
+    NeedData,
+    Retrieve,
+    Send,
+    StartTls,
+    State,
+    Update,
+    UsageError,
+    err,
+    multiline,
+    ok,
+)
+
+__all__ = ["NEED_DATA", "TOO_LONG", "Authenticate", "Connection", "Event", "LineBuffer",
+           "LoginFailure", "MessageEncoder", "MessageInfo", "NeedData", "Retrieve", "Send",
+           "StartTls", "State", "Update", "UsageError", "err", "multiline", "ok"]
 
 # RFC 2449 §4: a command line is at most 255 octets, CRLF included.
 MAX_COMMAND_LINE = 255
@@ -26,161 +50,6 @@ MAX_COMMAND_LINE = 255
 MAX_SASL_LINE = 4096
 IMPLEMENTATION = "lmtpd"
 MECHANISMS = ("PLAIN",)
-
-CRLF = b"\r\n"
-
-
-class State(enum.Enum):
-    AUTHORIZATION = "AUTHORIZATION"
-    TRANSACTION = "TRANSACTION"
-    UPDATE = "UPDATE"
-    CLOSED = "CLOSED"
-
-
-class LoginFailure(enum.Enum):
-    """Why the server refused a login, each with its RFC 2449 response code."""
-
-    INVALID = "invalid"  # wrong user or password, or a disabled mailbox
-    LOCKED = "locked"  # too many failures: throttled without checking the password
-    IN_USE = "in-use"  # another session holds the mailbox
-    TEMPORARY = "temporary"  # the index could not be read
-
-
-class UsageError(RuntimeError):
-    """The server drove the session out of order (a bug in the caller, never the client)."""
-
-
-# -- events -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NeedData:
-    """No complete command line is buffered: read more and call `receive_data`."""
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write `data`; when `close` is set, close the connection afterwards."""
-
-    data: bytes
-    close: bool = False
-
-
-@dataclass(frozen=True)
-class Authenticate:
-    """Check these credentials, then call `login_succeeded` or `login_failed`. An empty
-    password never matches (it stands for one that could not be decoded)."""
-
-    username: str
-    # Kept out of repr() so a password can never reach a log line or a test report.
-    password: str = field(default="", repr=False)
-    mechanism: str = "USER"
-
-
-@dataclass(frozen=True)
-class StartTls:
-    """Write `reply`, drop any bytes already received (they came before the handshake and
-    could be injected), run the TLS handshake, then call `tls_started` or `tls_failed`."""
-
-    reply: bytes
-
-
-@dataclass(frozen=True)
-class Retrieve:
-    """Stream message `number` (1-based): write `status`, the message through a
-    `MessageEncoder(body_lines)`, then its `finish()`. If the message cannot be opened, send
-    `message_unavailable()` instead. `body_lines` is None for RETR, the line count for TOP."""
-
-    number: int
-    body_lines: int | None
-    status: bytes
-
-
-@dataclass(frozen=True)
-class Update:
-    """QUIT in TRANSACTION: delete the messages `numbers` durably, then call
-    `update_finished`."""
-
-    numbers: tuple[int, ...]
-
-
-Event = NeedData | Send | Authenticate | StartTls | Retrieve | Update
-NEED_DATA = NeedData()
-
-
-@dataclass(frozen=True)
-class MessageInfo:
-    """What the session needs of one message of the maildrop snapshot."""
-
-    uidl: str
-    size: int  # octets RETR sends: CRLF line ends, before dot-stuffing
-
-
-def ok(text: str = "") -> bytes:
-    return (b"+OK " + text.encode() if text else b"+OK") + CRLF
-
-
-def err(text: str) -> bytes:
-    return b"-ERR " + text.encode() + CRLF
-
-
-def multiline(first: bytes, lines: Sequence[str]) -> bytes:
-    """A +OK line, then `lines` dot-stuffed, then the terminating dot."""
-    body = "".join(("." + line if line.startswith(".") else line) + "\r\n" for line in lines)
-    return first + body.encode() + b".\r\n"
-
-
-# -- command lines --------------------------------------------------------------------------
-
-
-class _TooLong:
-    """Marker for a line that exceeded the limit (it was discarded up to its end)."""
-
-
-TOO_LONG = _TooLong()
-
-
-class LineBuffer:
-    """Splits received bytes into lines. A line longer than the limit is discarded up to its
-    LF and reported once as TOO_LONG, so memory stays bounded whatever the client sends."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._discarding = False
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def clear(self) -> None:
-        self._buffer.clear()
-        self._discarding = False
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
-    def next_line(self, limit: int) -> bytes | _TooLong | None:
-        """The next line without its line end; None when no complete line is buffered."""
-        end = self._buffer.find(b"\n")
-        if self._discarding:
-            if end < 0:
-                self._buffer.clear()
-                return None
-            del self._buffer[: end + 1]
-            self._discarding = False
-            return TOO_LONG
-        if end < 0:
-            if len(self._buffer) >= limit:
-                # No LF within the limit: drop what we have and skip to the end of the line.
-                self._buffer.clear()
-                self._discarding = True
-            return None
-        if end + 1 > limit:
-            del self._buffer[: end + 1]
-            return TOO_LONG
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 1]
-        return line[:-1] if line.endswith(b"\r") else line
-
 
 # -- the session ----------------------------------------------------------------------------
 
@@ -215,8 +84,7 @@ class Connection:
         self._sasl_pending = False  # "+ " sent, waiting for the PLAIN response
         self._waiting: str | None = None  # an event the server has not answered yet
         self._attempt_user: str | None = None
-        self._messages: list[MessageInfo] = []
-        self._deleted: set[int] = set()
+        self.maildrop = Maildrop((), self._error)
 
     # -- driving ------------------------------------------------------------------------
 
@@ -235,7 +103,7 @@ class Connection:
         line = self._lines.next_line(limit)
         if line is None:
             return NEED_DATA
-        if isinstance(line, _TooLong):
+        if line is TOO_LONG:
             self._sasl_pending = False
             self._pending_user = None
             return self._error("Line too long.")
@@ -258,9 +126,8 @@ class Connection:
         self._expect("login")
         self.state = State.TRANSACTION
         self.username = self._attempt_user
-        self._messages = list(maildrop)
-        self._deleted = set()
-        count, size = self._totals()
+        self.maildrop = Maildrop(maildrop, self._error)
+        count, size = self.maildrop.totals()
         return Send(ok(f"Logged in, {count} messages ({size} octets)."))
 
     def login_failed(self, reason: LoginFailure) -> Send:
@@ -332,9 +199,7 @@ class Connection:
             if name in _TRANSACTION_COMMANDS:
                 return self._error("Not logged in.")
         else:
-            handler = {"STAT": self._stat, "LIST": self._list, "UIDL": self._uidl,
-                       "RETR": self._retr, "TOP": self._top, "DELE": self._dele,
-                       "RSET": self._rset, "NOOP": self._noop}.get(name)
+            handler = self.maildrop.commands.get(name)
             if handler is not None:
                 return handler(rest)
             if name in _AUTHORIZATION_COMMANDS:
@@ -436,104 +301,9 @@ class Connection:
         if self.state is State.TRANSACTION:
             self.state = State.UPDATE
             self._waiting = "update"
-            return Update(tuple(sorted(self._deleted)))
+            return Update(tuple(sorted(self.maildrop.deleted)))
         self.state = State.CLOSED
         return Send(ok("Logging out."), close=True)
-
-    # -- TRANSACTION ----------------------------------------------------------------------
-
-    def _totals(self) -> tuple[int, int]:
-        count = size = 0
-        for number, message in enumerate(self._messages, 1):
-            if number not in self._deleted:
-                count += 1
-                size += message.size
-        return count, size
-
-    def _message_number(self, text: bytes) -> int | Send:
-        if not text.isdigit() or len(text) > 10:
-            return self._error("Invalid message number.")
-        number = int(text)
-        if not 1 <= number <= len(self._messages):
-            return self._error("No such message.")
-        if number in self._deleted:
-            return self._error("Message is deleted.")
-        return number
-
-    def _stat(self, rest: bytes) -> Send:
-        if rest.strip():
-            return self._error("STAT takes no argument.")
-        count, size = self._totals()
-        return Send(ok(f"{count} {size}"))
-
-    def _listing(self, rest: bytes, value: str) -> Send:
-        args = rest.split()
-        if len(args) > 1:
-            return self._error("Too many arguments.")
-        if args:
-            number = self._message_number(args[0])
-            if isinstance(number, Send):
-                return number
-            message = self._messages[number - 1]
-            return Send(ok(f"{number} {getattr(message, value)}"))
-        lines = [f"{n} {getattr(m, value)}" for n, m in enumerate(self._messages, 1)
-                 if n not in self._deleted]
-        if value == "size":
-            count, size = self._totals()
-            first = ok(f"{count} messages ({size} octets)")
-        else:
-            first = ok("Unique-ID listing follows.")
-        return Send(multiline(first, lines))
-
-    def _list(self, rest: bytes) -> Send:
-        return self._listing(rest, "size")
-
-    def _uidl(self, rest: bytes) -> Send:
-        return self._listing(rest, "uidl")
-
-    def _retr(self, rest: bytes) -> Event:
-        args = rest.split()
-        if len(args) != 1:
-            return self._error("Syntax: RETR msg")
-        number = self._message_number(args[0])
-        if isinstance(number, Send):
-            return number
-        size = self._messages[number - 1].size
-        return Retrieve(number, None, ok(f"{size} octets"))
-
-    def _top(self, rest: bytes) -> Event:
-        args = rest.split()
-        if len(args) != 2:
-            return self._error("Syntax: TOP msg n")
-        number = self._message_number(args[0])
-        if isinstance(number, Send):
-            return number
-        if not args[1].isdigit() or len(args[1]) > 10:
-            return self._error("Invalid line count.")
-        return Retrieve(number, int(args[1]), ok("Top of message follows."))
-
-    def _dele(self, rest: bytes) -> Send:
-        args = rest.split()
-        if len(args) != 1:
-            return self._error("Syntax: DELE msg")
-        number = self._message_number(args[0])
-        if isinstance(number, Send):
-            return number
-        self._deleted.add(number)
-        return Send(ok("Marked to be deleted."))
-
-    def _rset(self, rest: bytes) -> Send:
-        if rest.strip():
-            return self._error("RSET takes no argument.")
-        self._deleted.clear()
-        count, size = self._totals()
-        return Send(ok(f"{count} messages ({size} octets)."))
-
-    def _noop(self, rest: bytes) -> Send:
-        if rest.strip():
-            return self._error("NOOP takes no argument.")
-        return Send(ok())
-
 
 def _text(raw: bytes) -> str:
     """A user name as text; bytes that are not UTF-8 cannot name a mailbox anyway."""

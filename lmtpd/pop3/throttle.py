@@ -13,7 +13,6 @@ import functools
 import ipaddress
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,39 +79,13 @@ class Record:
 
 
 class RecordStore(Protocol):
-    """Where the counters live: this process's memory, or the index (shared by every process
-    when LMTP and POP3 run in several)."""
+    """Where the counters live (the index: every server process sees every failure)."""
 
     def load(self, keys: list[str]) -> dict[str, Record]: ...
 
     def save(self, records: dict[str, Record]) -> None: ...
 
     def delete(self, keys: list[str]) -> None: ...
-
-
-class MemoryRecords:
-    """Bounded: the oldest entries go first."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._max_entries = max_entries
-        self._records: OrderedDict[str, Record] = OrderedDict()
-
-    def load(self, keys: list[str]) -> dict[str, Record]:
-        return {k: self._records[k] for k in keys if k in self._records}
-
-    def save(self, records: dict[str, Record]) -> None:
-        for key, record in records.items():
-            self._records.pop(key, None)
-            self._records[key] = record
-        while len(self._records) > self._max_entries:
-            self._records.popitem(last=False)
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            self._records.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._records)
 
 
 class IndexRecords:
@@ -138,19 +111,14 @@ class IndexRecords:
         if keys:
             self._index().throttle_delete(keys)
 
-    def __len__(self) -> int:
-        return 0
-
 
 class LoginThrottle:
-    """Failure counters and lockouts. With the default memory store a restart forgets them,
-    as Dovecot's auth penalty does; with the index as store every process shares them.
-    Not thread-safe: the server calls it from the index thread only."""
+    """Failure counters and lockouts, kept in `store`. Not thread-safe: the servers call it
+    from the index thread only."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time,
-                 max_entries: int = 100_000, store: RecordStore | None = None) -> None:
+    def __init__(self, store: RecordStore, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._store: RecordStore = store if store is not None else MemoryRecords(max_entries)
+        self._store = store
 
     @staticmethod
     def keys(address: IPAddress | None, user: str, *, trusted: bool) -> list[str]:
@@ -190,6 +158,3 @@ class LoginThrottle:
         now = self._clock()
         records = self._store.load(list(keys))
         self._store.delete([k for k, r in records.items() if r.locked_until <= now])
-
-    def __len__(self) -> int:
-        return len(self._store)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ a reader that saw the old value may have read the old data, never the other way 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import mmap
 import os
@@ -24,18 +23,30 @@ def path_for(index_path: Path) -> Path:
     return Path(f"{index_path}-accounts")
 
 
+def open_for_bump(index_path: Path) -> int:
+    """The counter file opened for writing (created if missing); raises OSError when it
+    cannot be, so that a change servers would not notice is refused before it is made."""
+    return os.open(path_for(index_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def bump_open(fd: int) -> None:
+    """Add one to the counter behind `fd` (from open_for_bump)."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        raw = os.pread(fd, SIZE, 0)
+        value = struct.unpack(_FORMAT, raw)[0] if len(raw) == SIZE else 0
+        os.pwrite(fd, struct.pack(_FORMAT, value + 1), 0)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def bump(index_path: Path) -> None:
-    """Add one to the counter (creating it). A writer that cannot open the file (read-only
-    store) changes nothing that a server could have cached either."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path_for(index_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, SIZE, 0)
-            value = struct.unpack(_FORMAT, raw)[0] if len(raw) == SIZE else 0
-            os.pwrite(fd, struct.pack(_FORMAT, value + 1), 0)
-        finally:
-            os.close(fd)
+    """Add one to the counter (creating it)."""
+    fd = open_for_bump(index_path)
+    try:
+        bump_open(fd)
+    finally:
+        os.close(fd)
 
 
 class Generation:

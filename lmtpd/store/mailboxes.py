@@ -6,9 +6,8 @@ Blocking code: the CLI calls it directly; the servers call it through lmtpd.stor
 from __future__ import annotations
 
 import dataclasses
-import email.parser
-import email.policy
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,12 @@ from lmtpd.addresses import (
     resolve,
 )
 from lmtpd.config import Config
-from lmtpd.store import maildir
-from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageMeta, MessageRow
+from lmtpd.store import generation, maildir
+from lmtpd.store.index import DuplicateError, Index, MailboxRow, MessageRow
+from lmtpd.store.meta import parse_meta
 
-__all__ = ["AddressError", "Drift", "DuplicateError", "MailboxInfo", "Store"]
+log = logging.getLogger("lmtpd.store")
+__all__ = ["AddressError", "DuplicateError", "MailboxInfo", "Store", "parse_meta"]
 
 
 class StoreError(Exception):
@@ -51,35 +52,6 @@ class MailboxInfo:
         return data
 
 
-@dataclass(frozen=True)
-class Drift:
-    kind: str  # "file-without-row", "row-without-file", "size-drift"
-    mailbox: str
-    folder: str
-    name: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.kind}: {self.mailbox} {self.folder} {self.name}{extra}"
-
-
-def parse_meta(header_bytes: bytes) -> MessageMeta:
-    """Message-ID, From and Subject from a header section, tolerant of garbage."""
-    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-    headers = parser.parsebytes(header_bytes)
-
-    def get(name: str) -> str:
-        value = headers.get(name)
-        if value is None:
-            return ""
-        text = str(value) if not isinstance(value, str) else value
-        return " ".join(text.split())[:998]
-
-    return MessageMeta(message_id=get("Message-ID"), from_addr=get("From"),
-                       subject=get("Subject"))
-
-
 class Store:
     def __init__(self, config: Config, *, durable_index: bool = False) -> None:
         self.config = config
@@ -99,6 +71,17 @@ class Store:
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
+            self._index = None
+
+    def reopen_if_replaced(self) -> bool:
+        """On the index thread: when the index file was replaced (restored from a backup),
+        open the new one, and tell every server process to drop what it cached of the old."""
+        if self._index is None or not self._index.replaced():
+            return False
+        log.warning("%s was replaced; opening the new index", self._index.path)
+        self.close()
+        generation.bump(self.config.store.index_path)
+        return True
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -204,16 +187,6 @@ class Store:
             return True, auth.hash_password(password)
         return True, None
 
-    def authenticate(self, address: str, password: str) -> MailboxRow | None:
-        """The mailbox when the password is right and the mailbox enabled; else None."""
-        row = self.login_row(address)
-        accepted, new_hash = self.check_login(row, password)
-        if not accepted or row is None:
-            return None
-        if new_hash:
-            self.index.set_password(row.address, new_hash)
-        return row
-
     def over_quota(self, mailbox: MailboxRow, incoming: int = 0) -> bool:
         if mailbox.quota <= 0:
             return False
@@ -228,8 +201,16 @@ class Store:
         base = self.mailbox_dir(mailbox.address)
         path = maildir.folder_dir(base, folder)
         if create:
+            if self.mail_root.is_dir():
+                maildir.check_no_links(self.mail_root, base)
             maildir.ensure_maildir(path, fsync=self.fsync, subfolder=path != base)
         return path
+
+    def lock_mailbox(self, mailbox: MailboxRow) -> int | None:
+        """The POP3 session lock of a mailbox (maildir.lock_mailbox), never through a link."""
+        base = self.mailbox_dir(mailbox.address)
+        maildir.check_no_links(self.mail_root, base)
+        return maildir.lock_mailbox(base)
 
     def folder_exists(self, mailbox: MailboxRow, folder: str) -> bool:
         try:
@@ -272,72 +253,3 @@ class Store:
         failed = set(maildir.remove_messages(paths, fsync=self.fsync))
         self.index.delete_messages(row.id for path, row in paths.items() if path not in failed)
         return [paths[p] for p in failed]
-
-    # -- maintenance -----------------------------------------------------------------------
-
-    def _targets(self, address: str | None) -> list[MailboxRow]:
-        if address:
-            return [self.mailbox(address)]
-        return self.index.list_mailboxes()
-
-    def reindex(self, address: str | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-        """Rebuild message rows from the Maildirs; (rows added, rows removed). UIDLs come from
-        file names, so every message keeps its UIDL. Locks are held only briefly per mailbox,
-        so delivery and POP3 go on meanwhile."""
-        total_added = total_removed = 0
-        for mailbox in self._targets(address):
-            base = self.mailbox_dir(mailbox.address)
-            files = list(maildir.scan(base))
-            rows = {(r.folder, r.uidl): r for r in self.index.messages(mailbox.id)}
-            add, moved = [], []
-            for stored in files:
-                row = rows.pop((stored.folder, stored.uidl), None)
-                if row is None:
-                    add.append((stored, self._meta_of(base, stored)))
-                elif (row.subdir, row.filename) != (stored.subdir, stored.filename):
-                    moved.append((row.id, stored))
-            # A row whose file was not seen may belong to a delivery that finished after the
-            # scan: only drop it if its file is still absent now.
-            stale = [r.id for r in rows.values() if not self.message_path(mailbox, r).exists()]
-            self.index.apply_sync(mailbox.id, add, moved, stale)
-            total_added += len(add)
-            total_removed += len(stale)
-            if progress:
-                progress(len(files))
-        return total_added, total_removed
-
-    def count_files(self, address: str | None = None) -> int:
-        return sum(
-            maildir.count_messages(self.mailbox_dir(m.address))
-            for m in self._targets(address)
-        )
-
-    def _meta_of(self, base: Path, stored: maildir.StoredFile) -> MessageMeta:
-        path = maildir.message_path(base, stored.folder, stored.subdir, stored.filename)
-        with maildir.open_message(path) as handle:
-            head = handle.read(64 * 1024)
-        end = head.find(b"\n\n")
-        return parse_meta(head[: end + 1] if end >= 0 else head)
-
-    def verify(self, address: str | None = None) -> list[Drift]:
-        drift: list[Drift] = []
-        for mailbox in self._targets(address):
-            base = self.mailbox_dir(mailbox.address)
-            files = {(f.folder, f.uidl): f for f in maildir.scan(base)}
-            for row in self.index.messages(mailbox.id):
-                stored = files.pop((row.folder, row.uidl), None)
-                if stored is None:
-                    drift.append(Drift("row-without-file", mailbox.address, row.folder,
-                                       f"{row.subdir}/{row.filename}"))
-                elif (stored.size, stored.crlf_size) != (row.size, row.crlf_size):
-                    drift.append(Drift(
-                        "size-drift", mailbox.address, row.folder, stored.relpath,
-                        f"index {row.size}/{row.crlf_size}, file "
-                        f"{stored.size}/{stored.crlf_size}"))
-            drift.extend(
-                Drift("file-without-row", mailbox.address, f.folder, f.relpath)
-                for f in files.values()
-            )
-        return drift
-

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -125,14 +126,37 @@ def list_folders(mailbox: Path) -> list[str]:
     return folders
 
 
+def _real_dir(path: Path) -> bool:
+    """Whether `path` is a directory itself, not a symbolic link to one (False: missing)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(mode):
+        return True
+    raise OSError(errno.ELOOP if stat.S_ISLNK(mode) else errno.ENOTDIR,
+                  "not a directory of the store (a symbolic link?)", str(path))
+
+
+def check_no_links(top: Path, path: Path) -> None:
+    """Refuse a directory below `top` on the way to `path` that is a symbolic link: mail
+    must never be written, read or locked through a link planted in the store."""
+    for parent in reversed(path.relative_to(top).parents):
+        if parent != Path("."):
+            _real_dir(top / parent)
+    _real_dir(path)
+
+
 def ensure_maildir(path: Path, *, fsync: bool, subfolder: bool = False) -> None:
-    """Create `cur/ new/ tmp/` (and the Maildir++ `maildirfolder` marker) if missing."""
-    if (path / "tmp").is_dir() and (path / "new").is_dir() and (path / "cur").is_dir():
+    """Create `cur/ new/ tmp/` (and the Maildir++ `maildirfolder` marker) if missing. A
+    symbolic link where one of them (or the folder) should be raises OSError."""
+    if all(_real_dir(path / sub) for sub in ("tmp", "new", "cur")):
         return
-    created = not path.exists()
+    created = not _real_dir(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for sub in SUBDIRS:
         (path / sub).mkdir(exist_ok=True, mode=0o700)
+        _real_dir(path / sub)
     if subfolder:
         (path / "maildirfolder").touch(exist_ok=True)
     if fsync:
@@ -379,7 +403,7 @@ def _message_entries(mailbox: Path) -> Iterator[tuple[str, str, os.DirEntry[str]
 def scan(mailbox: Path) -> Iterator[StoredFile]:
     """Every message file of every folder of a mailbox (for reindex and verify)."""
     for folder, subdir, entry in _message_entries(mailbox):
-        yield _describe(folder, subdir, entry.name, entry.path)
+        yield describe(folder, subdir, entry.name, entry.path)
 
 
 def count_messages(mailbox: Path) -> int:
@@ -388,15 +412,15 @@ def count_messages(mailbox: Path) -> int:
     return sum(1 for _ in _message_entries(mailbox))
 
 
-def _describe(folder: str, subdir: str, name: str, path: str) -> StoredFile:
-    stat = os.stat(path)
+def describe(folder: str, subdir: str, name: str, path: str) -> StoredFile:
+    found = os.lstat(path)
     size, crlf = sizes_from_filename(name)
-    if size != stat.st_size or crlf is None:
+    if size != found.st_size or crlf is None:
         # A name without sizes (another MDA's) or with a wrong S=: measure the file.
-        size = stat.st_size
+        size = found.st_size
         crlf = crlf_size_file(path)
     info = name.split(":2,", 1)[1] if ":2," in name else ""
-    received = arrival_time(name, stat.st_mtime)
+    received = arrival_time(name, found.st_mtime)
     return StoredFile(folder, subdir, name, uidl_from_filename(name), size, crlf, received, info)
 
 
@@ -433,7 +457,8 @@ def message_path(mailbox: Path, folder: str, subdir: str, filename: str) -> Path
 
 
 def open_message(path: Path) -> BinaryIO:
-    return open(path, "rb")
+    """A message file for reading; a symbolic link is refused (OSError, ELOOP)."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW), "rb")
 
 
 POP3_LOCK = "lmtpd-pop3.lock"
@@ -443,7 +468,8 @@ def lock_mailbox(mailbox: Path) -> int | None:
     """An exclusive, non-blocking lock on a mailbox for one POP3 session, across every
     process: a descriptor to pass to `unlock_mailbox`, or None when another session holds it.
     The kernel drops the lock if the process dies, so a crash never leaves a mailbox locked."""
-    fd = os.open(mailbox / POP3_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(mailbox / POP3_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -464,7 +490,7 @@ def read_chunks(path: Path, chunk_size: int = _COPY_CHUNK) -> Iterator[bytes]:
     message without holding it in memory. The file is opened at the first `next()` (so a
     missing file raises there, before anything was sent) and closed when the generator is
     exhausted or closed."""
-    with open(path, "rb") as handle:
+    with open_message(path) as handle:
         while chunk := handle.read(chunk_size):
             yield chunk
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_tool, wait_for
+from tests.conftest import free_port, require_tool, require_user, wait_for
 
 
 def dovecot_hash(scheme: str, password: str) -> str:
@@ -51,7 +51,8 @@ def _mail_ids() -> tuple[int, int, str, str]:
     if os.geteuid() != 0:
         name = pwd.getpwuid(os.getuid()).pw_name
         return os.getuid(), os.getgid(), name, name
-    entry = pwd.getpwnam("dovecot")
+    entry = require_user("dovecot", "dovecot-core")
+    require_user("dovenull", "dovecot-core")
     return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
 
 

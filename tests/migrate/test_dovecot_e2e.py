@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Lmtpd, lmtp_send
+from tests.conftest import Lmtpd, lmtp_send, require_tool
 from tests.migrate.conftest import (
     Dovecot,
     DovecotUser,
@@ -93,6 +93,7 @@ def stored_hashes(lmtpd: Lmtpd) -> dict[str, str]:
 
 
 def test_dovecot_users_keep_passwords_and_uidls(dovecot_dir: Path, lmtpd_factory: Any) -> None:
+    require_tool("dovecot")
     dovecot = Dovecot(dovecot_dir, USERS)
     dovecot.write()
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtpd import config as config_module
+from lmtpd.store import maintenance
 from lmtpd.store.mailboxes import Store
 from tests.conftest import Lmtpd
 from tests.migrate.conftest import dovecot_hash, write_maildir_message
@@ -101,7 +102,7 @@ def test_layouts_bare_users_folders_and_refusals(tmp_path: Path, lmtpd_factory: 
     store = Store(config_module.load(lmtpd.config_path))
     try:
         assert store.mailbox("bob@example.org").quota == 1024 ** 3
-        assert store.verify() == []
+        assert maintenance.verify(store) == []
     finally:
         store.close()
     alice = lmtpd.maildir("alice@example.org")

@@ -4,6 +4,7 @@ and are replaced by argon2id at the next successful login."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import warnings
@@ -95,21 +96,35 @@ def test_unknown_and_broken_hashes_are_false() -> None:
 
 
 def test_login_rehashes_to_argon2id(tmp_path: Any) -> None:
+    """The login path of POP3 and ManageSieve takes an imported hash and replaces it with an
+    argon2id one at the first right password."""
     from lmtpd import config as config_module
+    from lmtpd.logins import Attempt, Authenticator, Refusal
+    from lmtpd.pop3.login_cache import LoginCache
     from lmtpd.store.mailboxes import Store
+    from lmtpd.store.worker import Workers
 
     conf = tmp_path / "lmtpd.toml"
     conf.write_text(f'[store]\nroot = "{tmp_path}"\nfsync = false\n'
-                    '[domains]\nlocal = ["example.org"]\n')
-    store = Store(config_module.load(conf))
+                    '[domains]\nlocal = ["example.org"]\n'
+                    '[pop3]\nlogin_failure_delay = 0\n')
+    workers = Workers(Store(config_module.load(conf)))
+    store = workers.store
+    legacy = dovecot_hash("SHA512-CRYPT", "pw")
+
+    async def login(password: str) -> object:
+        auth = Authenticator(workers, LoginCache())
+        return await auth.login(Attempt("pop3", "a@example.org", password, "PLAIN", None, "-"))
+
+    def stored_hash() -> str:
+        return store.index.require_mailbox("a@example.org").password_hash
+
     try:
-        legacy = dovecot_hash("SHA512-CRYPT", "pw")
         store.index.add_mailbox("a@example.org", "example.org", legacy, 0)
-        assert store.authenticate("a@example.org", "wrong") is None
-        assert store.index.require_mailbox("a@example.org").password_hash == legacy
-        assert store.authenticate("a@example.org", "pw") is not None
-        rehashed = store.index.require_mailbox("a@example.org").password_hash
-        assert rehashed.startswith("$argon2id$")
-        assert store.authenticate("a@example.org", "pw") is not None
+        assert asyncio.run(login("wrong")) is Refusal.INVALID
+        assert stored_hash() == legacy
+        assert not isinstance(asyncio.run(login("pw")), Refusal)
+        assert stored_hash().startswith("$argon2id$")
+        assert not isinstance(asyncio.run(login("pw")), Refusal)
     finally:
-        store.close()
+        workers.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Lmtpd, lmtp_send
+from tests.conftest import Lmtpd, lmtp_send, wait_for
 from tests.pop3.conftest import add_mailboxes, login, message_files, retr_bytes
 
 ALICE = "alice@example.org"
@@ -161,12 +161,13 @@ def test_concurrent_logins_only_one_wins(shared: Lmtpd, mailbox: str) -> None:
     results: list[str] = []
 
     def attempt() -> None:
-        client = poplib.POP3("127.0.0.1", shared.pop3_port, timeout=10)
+        client = poplib.POP3("127.0.0.1", shared.pop3_port, timeout=30)
         try:
             client.user(mailbox)
             client.pass_("secret")
             results.append("ok")
-            time.sleep(0.5)
+            # The winner holds the mailbox until every other attempt has been answered.
+            wait_for(lambda: len(results) == 4, timeout=30)
         except poplib.error_proto as error:
             results.append(error.args[0].decode())
         finally:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from lmtpd.pop3.throttle import (
+    IndexRecords,
     LoginThrottle,
     is_trusted,
     normalize_ip,
     plaintext_auth_allowed,
 )
+from lmtpd.store.index import Index
 
 
 class Clock:
@@ -20,6 +24,21 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+MakeThrottle = Callable[[Clock], LoginThrottle]
+
+
+@pytest.fixture
+def make_throttle(tmp_path: Path) -> Iterator[MakeThrottle]:
+    """Throttles over a real index (where the servers keep the counters)."""
+    index = Index(tmp_path / "index.sqlite3")
+
+    def make(clock: Clock) -> LoginThrottle:
+        return LoginThrottle(IndexRecords(lambda: index, clock=clock), clock=clock)
+
+    yield make
+    index.close()
 
 
 @pytest.mark.parametrize("peer", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"])
@@ -54,9 +73,9 @@ def test_normalize_ip() -> None:
     assert not is_trusted(None, ["0.0.0.0/0"])
 
 
-def test_lockout_after_max_failures_then_expiry() -> None:
+def test_lockout_after_max_failures_then_expiry(make_throttle: MakeThrottle) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock)
+    throttle = make_throttle(clock)
     keys = LoginThrottle.keys(normalize_ip("192.0.2.1"), "Alice@Example.org", trusted=False)
     assert keys == ["user:alice@example.org", "ip:192.0.2.1"]
     for _ in range(2):
@@ -70,9 +89,9 @@ def test_lockout_after_max_failures_then_expiry() -> None:
     assert not throttle.locked(keys)
 
 
-def test_lockout_is_per_user_and_per_address() -> None:
+def test_lockout_is_per_user_and_per_address(make_throttle: MakeThrottle) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock)
+    throttle = make_throttle(clock)
     attacker = normalize_ip("192.0.2.1")
     for user in ("a", "b", "c"):
         throttle.failure(LoginThrottle.keys(attacker, user, trusted=False), max_failures=3,
@@ -89,9 +108,9 @@ def test_lockout_is_per_user_and_per_address() -> None:
                                               trusted=False))
 
 
-def test_old_failures_are_forgiven_and_success_resets() -> None:
+def test_old_failures_are_forgiven_and_success_resets(make_throttle: MakeThrottle) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock)
+    throttle = make_throttle(clock)
     keys = LoginThrottle.keys(normalize_ip("192.0.2.1"), "a", trusted=False)
     throttle.failure(keys, max_failures=3, lockout=60)
     throttle.failure(keys, max_failures=3, lockout=60)
@@ -103,9 +122,9 @@ def test_old_failures_are_forgiven_and_success_resets() -> None:
     assert throttle.failure(keys, max_failures=3, lockout=60)
 
 
-def test_failures_during_lockout_do_not_extend_it() -> None:
+def test_failures_during_lockout_do_not_extend_it(make_throttle: MakeThrottle) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock)
+    throttle = make_throttle(clock)
     keys = ["user:a"]
     throttle.failure(keys, max_failures=1, lockout=10)
     clock.now += 9
@@ -117,10 +136,3 @@ def test_failures_during_lockout_do_not_extend_it() -> None:
 def test_trusted_network_not_counted_by_address() -> None:
     keys = LoginThrottle.keys(normalize_ip("10.0.0.1"), "a", trusted=True)
     assert keys == ["user:a"]
-
-
-def test_table_is_bounded() -> None:
-    throttle = LoginThrottle(max_entries=50)
-    for n in range(500):
-        throttle.failure([f"user:{n}"], max_failures=5, lockout=60)
-    assert len(throttle) == 50

@@ -45,6 +45,7 @@ def test_unit_settings() -> None:
     assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert settings["RuntimeDirectory"] == ["lmtpd"]
     assert settings["StateDirectory"] == ["lmtpd"]
+    assert int(settings["LimitNOFILE"][0]) >= 65536
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict",
                        "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
                        "SystemCallFilter": "@system-service"}.items():
