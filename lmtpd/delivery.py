@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,8 @@ class Outcome:
 
 
 def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str) -> bytes:
+    """The fields on top of each copy. The addresses were checked at MAIL and RCPT (no CR, LF
+    or NUL: lmtpd.lmtp.LmtpSession.smtp_MAIL), so none can start a field of its own."""
     lhlo = "".join(c for c in lhlo if 0x21 <= ord(c) < 0x7F)[:MAX_LHLO_IN_HEADER] or "unknown"
     date = email.utils.formatdate(localtime=True)
     return (
@@ -107,9 +110,16 @@ def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str)
     ).encode("utf-8", "surrogateescape")
 
 
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
 def delivered_to_set(header_bytes: bytes) -> set[str]:
+    """The addresses of the message's Delivered-To: fields, lower case, unfolded first
+    (RFC 5322 §2.2.3): a folded one names its recipient as surely as a one-line one."""
+    if b"delivered-to:" not in header_bytes.lower():
+        return set()
     found = set()
-    for line in header_bytes.split(b"\n"):
+    for line in _FOLD.sub(b"", header_bytes).split(b"\n"):
         if line[:13].lower() == b"delivered-to:":
             value = line[13:].strip().decode("ascii", "replace").strip("<>").lower()
             found.add(value)

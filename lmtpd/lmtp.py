@@ -17,7 +17,7 @@ from email.errors import HeaderParseError
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import Envelope, Session, syntax
 
 from lmtpd import logs, metrics, status
 from lmtpd.config import Config
@@ -36,6 +36,22 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(
     rf"[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*(.*)\Z",
     re.DOTALL)
+_PATH_BREAK = re.compile("[\r\n\x00]")
+
+
+def path_refusal(address: str, smtputf8: bool) -> status.Reply | None:
+    """Why a MAIL or RCPT path cannot be taken, or None: a non-ASCII one needs SMTPUTF8
+    (RFC 6531 §3.5) and must be UTF-8. (A CR or NUL never gets this far: see
+    LmtpSession.smtp_MAIL.)"""
+    if address.isascii():
+        return None
+    if not smtputf8:
+        return status.utf8_needs_smtputf8()
+    try:
+        address.encode("utf-8")  # aiosmtpd keeps invalid UTF-8 as surrogates
+    except UnicodeEncodeError:
+        return status.bad_utf8_path()
+    return None
 
 
 class LmtpEnvelope(Envelope):
@@ -132,6 +148,7 @@ class LmtpSession(LMTP):
         self._greeted = True
         await super().push(status_line)
 
+    @syntax("LHLO hostname")
     async def smtp_LHLO(self, arg: str) -> None:
         self._lhlo_in_progress = True
         try:
@@ -140,6 +157,25 @@ class LmtpSession(LMTP):
             self._lhlo_in_progress = False
             self.command_size_limits.clear()
 
+    # aiosmtpd's HELP lists only commands that carry their syntax.
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # The paths are copied into Return-Path:, Delivered-To: and Received:, where a CR
+        # would start a header field of the sender's choosing; whatever the parser would make
+        # of one, the command is refused. (An LF ends the command line before it gets here.)
+        if arg and _PATH_BREAK.search(arg):
+            await self.push(str(status.control_in_path()))
+            return
+        await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if arg and _PATH_BREAK.search(arg):
+            await self.push(str(status.control_in_path()))
+            return
+        await super().smtp_RCPT(arg)
+
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return
@@ -223,6 +259,9 @@ class LmtpHandler:
 
     async def handle_MAIL(self, server: LmtpSession, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        refusal = path_refusal(address, envelope.smtp_utf8)
+        if refusal is not None:
+            return str(refusal)
         # The null sender stays "<>" here (aiosmtpd reads an empty mail_from as "no MAIL yet").
         envelope.mail_from = address or "<>"
         envelope.mail_options.extend(mail_options)
@@ -230,6 +269,9 @@ class LmtpHandler:
 
     async def handle_RCPT(self, server: LmtpSession, session: Session, envelope: LmtpEnvelope,
                           address: str, rcpt_options: list[str]) -> str:
+        refusal = path_refusal(address, envelope.smtp_utf8)
+        if refusal is not None:
+            return str(refusal)
         if len(envelope.rcpt_tos) >= self.config.lmtp.max_recipients:
             return str(status.too_many_recipients())
         try:

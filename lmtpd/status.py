@@ -95,8 +95,21 @@ def recipient_ok() -> Reply:
     return Reply(250, "2.1.5", "recipient ok")
 
 
-def bad_sender(detail: str) -> Reply:
-    return Reply(501, "5.1.7", detail)
+def control_in_path() -> Reply:
+    # The path is copied into Return-Path:, Delivered-To: and Received:, where a line break
+    # would start a header field of the sender's choosing.
+    return Reply(501, "5.1.7", "CR, LF or NUL in the address")
+
+
+def bad_utf8_path() -> Reply:
+    return Reply(501, "5.1.7", "the address is not valid UTF-8")
+
+
+def utf8_needs_smtputf8() -> Reply:
+    # RFC 6531 §3.5: a non-ASCII address in a transaction not started with SMTPUTF8.
+    return Reply(553, "5.6.7", "a non-ASCII address needs MAIL FROM ... SMTPUTF8")
+
+
 
 
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")

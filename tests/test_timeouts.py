@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Lmtpd
+from tests.conftest import Lmtpd, RawLmtp
 from tests.pop3.conftest import PASSWORD, add_mailboxes, message_files
 
 TIMEOUT = 3
@@ -26,49 +26,25 @@ def server(lmtpd_factory: Any) -> Iterator[Lmtpd]:
     yield instance
 
 
-class LmtpLines:
-    """A raw LMTP client that sends what it is told, when it is told."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.sock.settimeout(30)
-        self.file = self.sock.makefile("rb")
-        assert self.reply().startswith(b"220")
-
-    def reply(self) -> bytes:
-        while True:
-            line = self.file.readline()
-            if line[3:4] != b"-":
-                return line
-
-    def command(self, line: str) -> bytes:
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def start_data(self) -> None:
-        assert self.command("LHLO client.example").startswith(b"250")
-        assert self.command("MAIL FROM:<s@remote.example>").startswith(b"250")
-        assert self.command("RCPT TO:<slow@example.org>").startswith(b"250")
-        assert self.command("DATA").startswith(b"354")
-        self.sock.sendall(b"Subject: slow\r\n\r\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+def start_data(client: RawLmtp) -> None:
+    assert client.command("LHLO client.example").startswith(b"250")
+    assert client.command("MAIL FROM:<s@remote.example>").startswith(b"250")
+    assert client.command("RCPT TO:<slow@example.org>").startswith(b"250")
+    assert client.command("DATA").startswith(b"354")
+    client.send(b"Subject: slow\r\n\r\n")
 
 
 def test_a_slow_sender_is_not_cut_off(server: Lmtpd) -> None:
-    client = LmtpLines(server.socket_path)
+    client = RawLmtp(server.socket_path)
     try:
-        client.start_data()
+        start_data(client)
         started = time.monotonic()
         line = 0
         while time.monotonic() - started < 8:  # well past lmtp.timeout, one line a second
-            client.sock.sendall(b"line %d\r\n" % line)
+            client.send(b"line %d\r\n" % line)
             line += 1
             time.sleep(1)
-        client.sock.sendall(b".\r\n")
+        client.send(b".\r\n")
         assert client.reply().startswith(b"250 2.0.0")
     finally:
         client.close()
@@ -77,14 +53,14 @@ def test_a_slow_sender_is_not_cut_off(server: Lmtpd) -> None:
 
 
 def test_a_silent_sender_is_dropped_and_nothing_is_stored(server: Lmtpd) -> None:
-    client = LmtpLines(server.socket_path)
+    client = RawLmtp(server.socket_path)
     try:
-        client.start_data()
-        client.sock.sendall(b"first line\r\n")
+        start_data(client)
+        client.send(b"first line\r\n")
         time.sleep(TIMEOUT + 2)
         # The server closed the connection: what is sent now is lost, and no reply comes.
         with contextlib.suppress(OSError):
-            client.sock.sendall(b"second line\r\n.\r\n")
+            client.send(b"second line\r\n.\r\n")
         assert client.file.readline() == b""
     finally:
         client.close()
@@ -92,7 +68,7 @@ def test_a_silent_sender_is_dropped_and_nothing_is_stored(server: Lmtpd) -> None
 
 
 def test_a_silent_lmtp_client_between_commands_is_dropped(server: Lmtpd) -> None:
-    client = LmtpLines(server.socket_path)
+    client = RawLmtp(server.socket_path)
     try:
         assert client.command("LHLO client.example").startswith(b"250")
         time.sleep(TIMEOUT + 2)
