@@ -77,6 +77,7 @@ class Outcome:
     recipient: str
     reply: Reply
     stage: str = "data"
+    original_to: str = ""  # the X-Original-To of its copies
     copies: list[Copy] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     note: str = ""
@@ -95,18 +96,21 @@ class Outcome:
             "mailboxes": ",".join(dict.fromkeys(c.mailbox for c in self.copies)),
             "files": json.dumps([f"{c.mailbox} {c.folder} {c.file}" for c in self.copies]),
             "actions": json.dumps(self.actions), "seconds": round(self.seconds, 6),
+            "original_to": self.original_to,
         }
 
 
-def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str) -> bytes:
-    """The fields on top of each copy. The addresses were checked at MAIL and RCPT (no CR, LF
-    or NUL: lmtpd.lmtp.LmtpSession.smtp_MAIL), so none can start a field of its own."""
+def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str,
+                    original: str) -> bytes:
+    """The fields on top of each copy. The addresses hold no CR, LF or NUL (refused at MAIL and
+    RCPT by lmtpd.lmtp, in ORCPT by lmtpd.dsn), so none can start a field of its own."""
     lhlo = "".join(c for c in lhlo if 0x21 <= ord(c) < 0x7F)[:MAX_LHLO_IN_HEADER] or "unknown"
     date = email.utils.formatdate(localtime=True)
     return (
         f"Return-Path: <{sender}>\n"
         f"Delivered-To: {rcpt}\n"
         f"Received: from {lhlo} by {hostname} (lmtpd) with LMTP id {txid} for <{rcpt}>; {date}\n"
+        f"X-Original-To: {original}\n"
     ).encode("utf-8", "surrogateescape")
 
 
@@ -193,7 +197,8 @@ class Deliverer:
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
                            seen_before: set[str]) -> Outcome:
         started = time.monotonic()
-        outcome = Outcome(recipient.address, status.temporary_failure())
+        outcome = Outcome(recipient.address, status.temporary_failure(),
+                          original_to=recipient.original or recipient.address)
         if tx.too_big:
             outcome.reply = status.too_big(self.config.lmtp.max_message_size)
         elif tx.line_too_long:
@@ -241,7 +246,8 @@ class Deliverer:
                                                  meta.message_id, redirect)
             if reply is not None:
                 return reply
-        prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
+        prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id,
+                                 outcome.original_to)
         for number, action in enumerate(plan.stores):
             stored = await self.copies.store_copy(CopyRequest(
                 mailbox, action.folder, action.flags, prefix, tx.body, meta,

@@ -19,7 +19,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session, syntax
 
-from lmtpd import logs, metrics, status
+from lmtpd import dsn, logs, metrics, status
 from lmtpd.config import Config
 from lmtpd.data_reader import DataReader
 from lmtpd.delivery import Deliverer, Recipient, Transaction
@@ -81,6 +81,7 @@ class LmtpSession(LMTP):
             lambda: COMMAND_LINE_LIMIT)
         self._heard_at = self.loop.time()
         self._on_close = on_close
+        self.dsn_params: dsn.Params = []  # those of the MAIL or RCPT being handled
         self._lhlo_in_progress = False
         self._greeted = False
         self.in_transaction = False
@@ -111,7 +112,9 @@ class LmtpSession(LMTP):
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parser for MAIL and RCPT, minus the typing.Protocol class it
-        defines on every call (a class creation per command, measurable under load)."""
+        defines on every call (a class creation per command, measurable under load), and
+        with the DSN parameters taken off into `dsn_params`."""
+        self.dsn_params = []
         if not arg:
             return "", ""
         simple = _SIMPLE_PATH.match(arg)
@@ -127,6 +130,9 @@ class LmtpSession(LMTP):
         localpart = addr.rpartition("@")[0]
         if self.local_part_limit and len(localpart) > self.local_part_limit:
             return None, None
+        # DSN parameters come off here, before aiosmtpd refuses every parameter it does not
+        # know; the MAIL and RCPT hooks check them.
+        rest, self.dsn_params = dsn.split_params(rest)
         return addr, rest
 
     @staticmethod
@@ -254,12 +260,20 @@ class LmtpHandler:
     async def handle_EHLO(self, server: LmtpSession, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
-        extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN"]
         return responses[:-1] + extra + [responses[-1]]
 
     async def handle_MAIL(self, server: LmtpSession, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         refusal = path_refusal(address, envelope.smtp_utf8)
+        if refusal is None:
+            try:
+                # RET and ENVID are for the MTA, which sends any notification: checked only.
+                dsn.mail_params(server.dsn_params)
+            except dsn.Misplaced:
+                refusal = status.unknown_parameters("MAIL FROM")
+            except dsn.Malformed as error:
+                refusal = status.bad_dsn_parameter(error.keyword)
         if refusal is not None:
             return str(refusal)
         # The null sender stays "<>" here (aiosmtpd reads an empty mail_from as "no MAIL yet").
@@ -272,6 +286,12 @@ class LmtpHandler:
         refusal = path_refusal(address, envelope.smtp_utf8)
         if refusal is not None:
             return str(refusal)
+        try:
+            original = dsn.rcpt_params(server.dsn_params).original
+        except dsn.Misplaced:
+            return str(status.unknown_parameters("RCPT TO"))
+        except dsn.Malformed as error:
+            return str(status.bad_dsn_parameter(error.keyword))
         if len(envelope.rcpt_tos) >= self.config.lmtp.max_recipients:
             return str(status.too_many_recipients())
         try:
@@ -285,6 +305,9 @@ class LmtpHandler:
             log.info(logs.event("rejected", rcpt=f"<{address}>", status=refusal.enhanced,
                                 reason=refusal.text))
             return str(refusal)
+        # X-Original-To: what the MTA says the sender wrote (before its alias expansion),
+        # else the address as received, +detail and all.
+        recipient.original = original or address
         envelope.rcpt_tos.append(address)
         envelope.recipients.append(recipient)
         return str(status.recipient_ok())

@@ -110,6 +110,13 @@ def utf8_needs_smtputf8() -> Reply:
     return Reply(553, "5.6.7", "a non-ASCII address needs MAIL FROM ... SMTPUTF8")
 
 
+def bad_dsn_parameter(keyword: str) -> Reply:
+    return Reply(501, "5.5.4", f"malformed {keyword} parameter (RFC 3461)")
+
+
+def unknown_parameters(command: str) -> Reply:
+    # The words aiosmtpd answers an unknown MAIL or RCPT parameter with.
+    return Reply(555, "5.5.4", f"{command} parameters not recognized or not implemented")
 
 
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")

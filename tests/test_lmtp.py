@@ -172,7 +172,7 @@ def test_every_reply_after_lhlo_has_an_enhanced_code(lmtpd: Lmtpd) -> None:
         client.close()
 
 
-def test_stored_copy_is_byte_exact_with_three_headers(lmtpd: Lmtpd) -> None:
+def test_stored_copy_is_byte_exact_with_four_fields_on_top(lmtpd: Lmtpd) -> None:
     result = lmtp_send(lmtpd.socket_path, "sender@remote.example", ["alice@example.org"], MESSAGE)
     assert result["alice@example.org"][0] == 250
     [path] = stored_files(lmtpd, "alice@example.org")
@@ -182,8 +182,9 @@ def test_stored_copy_is_byte_exact_with_three_headers(lmtpd: Lmtpd) -> None:
     assert lines[1] == b"Delivered-To: alice@example.org"
     assert re.match(rb"Received: from \S+ by mail\.example\.org \(lmtpd\) with LMTP id [0-9A-F]+ "
                     rb"for <alice@example\.org>; \w{3}, \d+ \w{3} \d{4} ", lines[2]), lines[2]
+    assert lines[3] == b"X-Original-To: alice@example.org"
     expected = MESSAGE.replace(b"\r\n", b"\n")
-    assert data.split(b"\n", 3)[3] == expected
+    assert data.split(b"\n", 4)[4] == expected
     # Dovecot-style name with both sizes, and the sizes are right.
     name = path.name
     assert f",S={len(data)}," in name

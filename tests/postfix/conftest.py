@@ -36,15 +36,17 @@ def mail_system_factory(lmtpd_factory: Any, request: pytest.FixtureRequest) -> I
 
     variant: "chroot" (the Debian default of contrib/postfix) or "nochroot" (its alternative);
     maps: whether main.cf keeps contrib's virtual_mailbox_maps line; lmtpd_env: environment of
-    lmtpd serve (fault injection). Postfix is stopped before lmtpd, so that its cached LMTP
-    connections are gone when lmtpd shuts down."""
+    lmtpd serve (fault injection); main_cf: more main.cf settings. Postfix is stopped before
+    lmtpd, so that its cached LMTP connections are gone when lmtpd shuts down."""
     tools = {tool: require_tool(tool) for tool in ("postfix", "postqueue", "postmap")}
     made: list[MailSystem] = []
     request.node.mail_systems = made
 
     def make(variant: str = "chroot", maps: bool = False,
-             lmtpd_env: dict[str, str] | None = None) -> MailSystem:
-        postfix = Postfix(variant=variant, maps=maps, port=free_port(), tools=tools)
+             lmtpd_env: dict[str, str] | None = None,
+             main_cf: dict[str, str] | None = None) -> MailSystem:
+        postfix = Postfix(variant=variant, maps=maps, port=free_port(), tools=tools,
+                          extra_main_cf=main_cf or {})
         try:
             lmtpd = lmtpd_factory(postfix.lmtpd_settings(), name=f"lmtpd{len(made)}")
             system = MailSystem(lmtpd, postfix)

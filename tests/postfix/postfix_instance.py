@@ -125,6 +125,7 @@ class Postfix:
     maps: bool
     port: int
     tools: dict[str, str]  # postfix, postqueue, postmap: their paths from require_tool
+    extra_main_cf: dict[str, str] = field(default_factory=dict)  # a test's own settings
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lmtpd-postfix-")))
     started: bool = False
 
@@ -196,6 +197,7 @@ class Postfix:
             if key == "virtual_mailbox_maps" and not self.maps:
                 continue
             settings[key] = self.rewrite(value)
+        settings.update(self.extra_main_cf)
         return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
     def master_cf(self) -> str:
