@@ -49,7 +49,6 @@ class Transaction:
     lhlo: str = "localhost"
     id: str = field(default_factory=new_transaction_id)
     too_big: bool = False
-    line_too_long: bool = False
     spool_failed: bool = False
     # Recipients refused at RCPT time, for the trace.
     refused: list[tuple[str, Reply]] = field(default_factory=list)
@@ -176,7 +175,7 @@ class Deliverer:
         """One reply per recipient, in order."""
         meta = MessageMeta()
         seen_before: set[str] = set()
-        if not (tx.too_big or tx.line_too_long or tx.spool_failed):
+        if not (tx.too_big or tx.spool_failed):
             header_bytes = tx.body.header_bytes()
             meta = parse_meta(header_bytes)
             seen_before = delivered_to_set(header_bytes)
@@ -201,8 +200,6 @@ class Deliverer:
                           original_to=recipient.original or recipient.address)
         if tx.too_big:
             outcome.reply = status.too_big(self.config.lmtp.max_message_size)
-        elif tx.line_too_long:
-            outcome.reply = status.line_too_long()
         elif tx.spool_failed:
             outcome.reply = status.temporary_failure("cannot spool the message")
         else:

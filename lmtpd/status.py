@@ -61,10 +61,6 @@ def too_big(limit: int) -> Reply:
     return Reply(552, "5.3.4", f"message exceeds the size limit of {limit} bytes")
 
 
-def line_too_long() -> Reply:
-    return Reply(500, "5.5.2", "line too long (limit 1000 octets per RFC 5321)")
-
-
 def too_many_recipients() -> Reply:
     return Reply(452, "4.5.3", "too many recipients")
 
