@@ -221,6 +221,24 @@ class Pop3Config(_Section):
         return bool(self.tls_cert and self.tls_key)
 
 
+class ManageSieveConfig(_Section):
+    listen: list[str] = Field(default_factory=list)
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_plaintext_auth: bool = False
+    # Named scripts per mailbox; also the limit of `lmtpd sieve set --name`.
+    max_scripts: int = Field(default=20, ge=1)
+    timeout: int = Field(default=600, ge=1)
+    max_connections: int = Field(default=100, ge=1)
+    max_connections_per_ip: int = Field(default=10, ge=1)
+
+    _listen = field_validator("listen")(_check_listen)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
+
+
 class LogConfig(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -249,6 +267,7 @@ class Config(_Section):
     lmtp: LmtpConfig = Field(default_factory=LmtpConfig)
     sieve: SieveConfig = Field(default_factory=SieveConfig)
     pop3: Pop3Config = Field(default_factory=Pop3Config)
+    managesieve: ManageSieveConfig = Field(default_factory=ManageSieveConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 

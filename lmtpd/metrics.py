@@ -1,5 +1,6 @@
-"""Prometheus metrics: deliveries by outcome and status, delivery latency, POP3 sessions and
-failed logins. Served only when `[metrics] listen` is set; counting is cheap either way.
+"""Prometheus metrics: deliveries by outcome and status, delivery latency, POP3 sessions,
+ManageSieve logins and script changes, and failed logins. Served only when `[metrics] listen`
+is set; counting is cheap either way.
 
 The metric objects are made on first use, not at import: with several LMTP processes
 (`processes`) the values must live in files shared by all of them, and prometheus_client
@@ -25,6 +26,8 @@ class _Metrics:
     pop3_sessions: Any
     pop3_active: Any
     pop3_login_failures: Any
+    managesieve_logins: Any
+    managesieve_changes: Any
 
 
 _metrics: _Metrics | None = None
@@ -62,6 +65,12 @@ def _get() -> _Metrics:
                               multiprocess_mode="livesum"),
             pop3_login_failures=Counter("lmtpd_pop3_login_failures", "POP3 logins refused.",
                                         ["reason"]),
+            managesieve_logins=Counter("lmtpd_managesieve_logins",
+                                       "ManageSieve logins that succeeded."),
+            managesieve_changes=Counter(
+                "lmtpd_managesieve_changes",
+                "ManageSieve commands that change scripts, by command and outcome.",
+                ["command", "outcome"]),
         )
     return _metrics
 
@@ -87,6 +96,16 @@ def pop3_session_opened() -> None:
 
 def pop3_session_closed() -> None:
     _get().pop3_active.dec()
+
+
+def managesieve_login() -> None:
+    _get().managesieve_logins.inc()
+
+
+def managesieve_change(command: str, outcome: str) -> None:
+    """A PUTSCRIPT, SETACTIVE, DELETESCRIPT or RENAMESCRIPT and how it ended ("ok" or the
+    response code of its refusal)."""
+    _get().managesieve_changes.labels(command=command, outcome=outcome).inc()
 
 
 _login_failures: dict[str, Any] = {}

@@ -28,6 +28,7 @@ from lmtpd.errors import ServeError
 from lmtpd.privileges import PrivilegeError, drop_privileges, service_ids, store_root_warning
 from lmtpd.services import Service
 from lmtpd.services.lmtp import LmtpService
+from lmtpd.services.managesieve import ManageSieveService
 from lmtpd.services.metrics import MetricsService
 from lmtpd.services.pop3 import Pop3Service
 from lmtpd.shared import SharedState
@@ -290,7 +291,7 @@ def _warn_about_lost_domains(config: Config) -> None:
 
 
 def build_services() -> list[Service]:
-    return [LmtpService(), Pop3Service(), MetricsService()]
+    return [LmtpService(), Pop3Service(), ManageSieveService(), MetricsService()]
 
 
 def serve(config: Config) -> None:

@@ -1,25 +1,29 @@
-"""`lmtpd sieve set|show|delete|test`."""
+"""`lmtpd sieve set|list|show|delete|activate`: a mailbox's named Sieve scripts (the same
+scripts ManageSieve users see); `test` and `replay` come from lmtpd.cli.sieve_try."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import click
 
-from lmtpd.cli import config_option, fail, print_json, store_command
-from lmtpd.filtering import SieveRunner
-from lmtpd.sieve import SieveSyntaxError, actions_to_json
-from lmtpd.sieve.actions import Discard, Redirect, Reject, Store, Vacation
+from lmtpd.cli import config_option, fail, print_json, sieve_try, store_command
+from lmtpd.scripts import DEFAULT_NAME, SieveSyntaxError, check_script, script_name_problem
 from lmtpd.store.mailboxes import Store as MailStore
 
 
 @click.group()
 @config_option
 def sieve() -> None:
-    """Per-mailbox Sieve filters (RFC 5228)."""
+    """Per-mailbox Sieve filters (RFC 5228): several named scripts, one of them active."""
 
 
-def _read(path: str) -> str:
+sieve.add_command(sieve_try.sieve_test)
+sieve.add_command(sieve_try.sieve_replay)
+
+
+def read_script(path: str) -> str:
     try:
         return Path(path).read_bytes().decode("utf-8")
     except OSError as error:
@@ -29,107 +33,115 @@ def _read(path: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _script_name(_ctx: click.Context, _param: click.Parameter, value: str | None
+                 ) -> str | None:
+    if value is not None:
+        problem = script_name_problem(value)
+        if problem:
+            raise click.BadParameter(problem)
+    return value
+
+
 @sieve.command("set")
 @click.argument("address")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", default=DEFAULT_NAME, show_default=True, callback=_script_name,
+              help="Name of the script.")
 @config_option
 @store_command
-def sieve_set(store: MailStore, address: str, file: str) -> None:
-    """Validate FILE and make it the Sieve script of ADDRESS.
+def sieve_set(store: MailStore, address: str, file: str, name: str) -> None:
+    """Store FILE as the script NAME of ADDRESS and make it the active one.
 
-    A script that does not compile is refused with its line and column, and the script in
-    force stays as it was."""
+    A script that does not compile is refused with its line and column, and nothing
+    changes. A new name beyond managesieve.max_scripts is refused."""
     mailbox = store.mailbox(address)
-    text = _read(file)
+    text = read_script(file)
     try:
-        SieveRunner(store.config).compile(text)
+        check_script(store.config, text)
     except SieveSyntaxError as error:
-        fail(f"{file}: {error}; the previous script stays in force")
-    store.index.set_sieve_script(mailbox.id, text)
-    click.echo(f"sieve script of {mailbox.address} set ({len(text.encode())} bytes)")
+        fail(f"{file}: {error}; nothing was changed")
+    store.index.put_sieve_script(mailbox.id, name, text, activate=True,
+                                 max_scripts=store.config.managesieve.max_scripts)
+    click.echo(f"sieve script {name} of {mailbox.address} set and active "
+               f"({len(text.encode())} bytes)")
+
+
+@sieve.command("list")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@config_option
+@store_command
+def sieve_list(store: MailStore, address: str, as_json: bool) -> None:
+    """The scripts of ADDRESS: name, whether active, size in bytes."""
+    mailbox = store.mailbox(address)
+    rows = store.index.sieve_scripts(mailbox.id)
+    if as_json:
+        print_json([{"name": r.name, "active": r.active, "bytes": r.bytes} for r in rows])
+        return
+    for row in rows:
+        updated = datetime.datetime.fromtimestamp(row.updated).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{row.name}  bytes={row.bytes} updated={updated}"
+                   f"{'  (active)' if row.active else ''}")
 
 
 @sieve.command("show")
 @click.argument("address")
+@click.argument("name", required=False, callback=_script_name)
 @config_option
 @store_command
-def sieve_show(store: MailStore, address: str) -> None:
-    """Print the Sieve script of ADDRESS."""
+def sieve_show(store: MailStore, address: str, name: str | None) -> None:
+    """Print the script NAME of ADDRESS (without NAME: the active one)."""
     mailbox = store.mailbox(address)
-    text = store.index.get_sieve_script(mailbox.id)
-    if text is None:
-        fail(f"{mailbox.address} has no sieve script")
-    click.echo(text, nl=not text.endswith("\n"))
+    row = store.index.sieve_script(mailbox.id, name)
+    if row is None:
+        fail(f"{mailbox.address} has no sieve script named {name}" if name
+             else f"{mailbox.address} has no active sieve script")
+        return
+    click.echo(row.text, nl=not row.text.endswith("\n"))
 
 
 @sieve.command("delete")
 @click.argument("address")
+@click.argument("name", required=False, callback=_script_name)
 @config_option
 @store_command
-def sieve_delete(store: MailStore, address: str) -> None:
-    """Remove the Sieve script of ADDRESS (mail is then kept in INBOX)."""
+def sieve_delete(store: MailStore, address: str, name: str | None) -> None:
+    """Remove the script NAME of ADDRESS (without NAME: the active one). With no active
+    script, mail is kept in INBOX."""
     mailbox = store.mailbox(address)
-    if not store.index.delete_sieve_script(mailbox.id):
-        fail(f"{mailbox.address} has no sieve script")
-    click.echo(f"sieve script of {mailbox.address} deleted")
+    if name is None:
+        row = store.index.sieve_script(mailbox.id, None)
+        if row is None:
+            fail(f"{mailbox.address} has no active sieve script")
+            return
+        name = row.name
+    store.index.delete_sieve_script(mailbox.id, name, allow_active=True)
+    click.echo(f"sieve script {name} of {mailbox.address} deleted")
 
 
-def describe(action: object) -> str:
-    if isinstance(action, Store):
-        flags = f" flags {' '.join(action.flags)}" if action.flags else ""
-        return f"store into {action.folder}{flags}"
-    if isinstance(action, Discard):
-        return "discard"
-    if isinstance(action, Reject):
-        return f"reject: {action.reason}"
-    if isinstance(action, Redirect):
-        return f"redirect to {action.address}{' (copy)' if action.copy else ''}"
-    if isinstance(action, Vacation):
-        return f"vacation reply to {action.to}: {action.subject}"
-    return repr(action)
-
-
-@sieve.command("test")
+@sieve.command("activate")
 @click.argument("address")
-@click.argument("message_file", type=click.Path(dir_okay=False))
-@click.option("--sender", default="", help="Envelope sender (default: the null sender).")
-@click.option("--recipient", default=None, help="Envelope recipient (default: ADDRESS).")
-@click.option("--script", "script_file", default=None,
-              help="Test this script file instead of the stored one.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.argument("name", required=False, callback=_script_name)
+@click.option("--none", "no_script", is_flag=True, help="Leave no script active.")
 @config_option
 @store_command
-def sieve_test(store: MailStore, address: str, message_file: str, sender: str,
-               recipient: str | None, script_file: str | None, as_json: bool) -> None:
-    """Dry run: print the actions delivery would take for MESSAGE_FILE; store nothing."""
+def sieve_activate(store: MailStore, address: str, name: str | None, no_script: bool) -> None:
+    """Make the script NAME of ADDRESS the one delivery runs (--none: no script)."""
+    if (name is None) == (not no_script):
+        raise click.UsageError("give either NAME or --none")
     mailbox = store.mailbox(address)
-    script = _read(script_file) if script_file else store.index.get_sieve_script(mailbox.id)
-    try:
-        message = Path(message_file).read_bytes().replace(b"\r\n", b"\n")
-    except OSError as error:
-        fail(f"{message_file}: {error.strerror}")
-    runner = SieveRunner(store.config)
-    if script_file:
+    if name is not None:
+        row = store.index.sieve_script(mailbox.id, name)
+        if row is None:
+            fail(f"{mailbox.address} has no sieve script named {name}")
+            return
         try:
-            runner.compile(script or "")
+            check_script(store.config, row.text)
         except SieveSyntaxError as error:
-            fail(f"{script_file}: {error}")
-    result = runner.run(
-        script, message, sender=sender, recipient=recipient or mailbox.address,
-        mailbox_address=mailbox.address,
-        mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
-    )
-    actions = result.actions if result is not None else [Store("INBOX")]
-    if as_json:
-        document = actions_to_json(actions)
-        if result is not None and result.errors:
-            document["errors"] = result.errors
-        print_json(document)
-        return
-    for action in actions:
-        click.echo(describe(action))
-    for error in result.errors if result is not None else []:
-        click.echo(f"error: {error}", err=True)
+            fail(f"sieve script {name}: {error}; nothing was changed")
+    store.index.activate_sieve_script(mailbox.id, name)
+    click.echo(f"sieve script {name} of {mailbox.address} is active" if name
+               else f"{mailbox.address} has no active sieve script now")
 
 
 COMMANDS = [sieve]

@@ -16,7 +16,7 @@ import ssl
 import struct
 import termios
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 from lmtpd import metrics
 from lmtpd.config import Config, Pop3Config
@@ -64,28 +64,39 @@ def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+class TlsFiles(Protocol):
+    """A configuration section with a certificate (POP3's, ManageSieve's)."""
+
+    tls_cert: str
+    tls_key: str
+
+    @property
+    def tls_enabled(self) -> bool: ...
+
+
 class TlsContexts:
     """The server's TLS context, rebuilt when the configured files or their contents change
     (a renewed certificate is picked up by the next connection, no restart needed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: str = "pop3") -> None:
+        self.service = service
         self._key: tuple[object, ...] | None = None
         self._context: ssl.SSLContext | None = None
 
-    def get(self, pop3: Pop3Config) -> ssl.SSLContext | None:
-        if not pop3.tls_enabled:
+    def get(self, section: TlsFiles) -> ssl.SSLContext | None:
+        if not section.tls_enabled:
             return None
         try:
-            key = (pop3.tls_cert, pop3.tls_key, os.stat(pop3.tls_cert).st_mtime_ns,
-                   os.stat(pop3.tls_key).st_mtime_ns)
+            key = (section.tls_cert, section.tls_key, os.stat(section.tls_cert).st_mtime_ns,
+                   os.stat(section.tls_key).st_mtime_ns)
             if key != self._key:
-                self._context = make_tls_context(pop3.tls_cert, pop3.tls_key)
+                self._context = make_tls_context(section.tls_cert, section.tls_key)
                 self._key = key
         except (OSError, ssl.SSLError) as error:
             if self._context is None:
                 raise
-            log.error("pop3: cannot load %s / %s, keeping the previous certificate: %s",
-                      pop3.tls_cert, pop3.tls_key, error)
+            log.error("%s: cannot load %s / %s, keeping the previous certificate: %s",
+                      self.service, section.tls_cert, section.tls_key, error)
         return self._context
 
 
@@ -221,7 +232,11 @@ class Session:
                 assert self.retrieval is not None
                 await self.retrieval.retrieve(conn, event)
             elif isinstance(event, protocol.Update):
-                await self._write((await self._update(conn, event)).data)
+                answer = await self._update(conn, event)
+                # The mailbox is given back before the client hears that its session is
+                # over, so it can log in again the moment it reads the answer.
+                self.release()
+                await self._write(answer.data)
                 return
 
     def release(self) -> None:

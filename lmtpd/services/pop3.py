@@ -36,10 +36,10 @@ class Pop3Service(Service):
                     f"pop3: cannot load the TLS certificate and key: {error}") from None
         for listen in pop3.listen:
             sock = tcp_listener(listen)
-            self.sockets.append(BoundSocket(sock, _label("pop3", sock)))
+            self.sockets.append(BoundSocket(sock, tcp_label("pop3", sock)))
         for listen in pop3.tls_listen:
             sock = tcp_listener(listen)
-            self.sockets.append(BoundSocket(sock, _label("pop3s", sock), implicit_tls=True))
+            self.sockets.append(BoundSocket(sock, tcp_label("pop3s", sock), implicit_tls=True))
 
     async def start(self, runtime: Runtime) -> None:
         server = self.server = Pop3Server(runtime.workers, runtime.shared.pop3,
@@ -67,6 +67,7 @@ class Pop3Service(Service):
             await self.server.close()
 
 
-def _label(scheme: str, sock: socket.socket) -> str:
+def tcp_label(scheme: str, sock: socket.socket) -> str:
+    """How the ready line shows a TCP listener: `pop3=127.0.0.1:110`."""
     host, port = sock.getsockname()[:2]
     return f"{scheme}=[{host}]:{port}" if ":" in host else f"{scheme}={host}:{port}"

@@ -11,6 +11,7 @@ from lmtpd.store.index.accounts import AccountQueries
 from lmtpd.store.index.memories import MemoryQueries
 from lmtpd.store.index.messages import MessageQueries
 from lmtpd.store.index.rows import (
+    ActiveScriptError,
     DuplicateError,
     IndexFailure,
     MailboxRow,
@@ -18,12 +19,16 @@ from lmtpd.store.index.rows import (
     MessageRow,
     NotFoundError,
     NotRecorded,
+    ScriptCountError,
+    ScriptRow,
 )
 from lmtpd.store.index.schema import SCHEMA_VERSION
+from lmtpd.store.index.scripts import ScriptQueries
 from lmtpd.store.index.trace import TraceBatch, TraceQueries
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ActiveScriptError",
     "DuplicateError",
     "Index",
     "IndexFailure",
@@ -32,9 +37,11 @@ __all__ = [
     "MessageRow",
     "NotFoundError",
     "NotRecorded",
+    "ScriptCountError",
+    "ScriptRow",
     "TraceBatch",
 ]
 
 
-class Index(AccountQueries, MessageQueries, MemoryQueries, TraceQueries):
+class Index(AccountQueries, ScriptQueries, MessageQueries, MemoryQueries, TraceQueries):
     """One connection to the index with every query; one thread at a time."""

@@ -1,4 +1,4 @@
-"""Account queries: mailboxes, aliases and Sieve scripts (authoritative data; back it up)."""
+"""Account queries: mailboxes and aliases (authoritative data; back it up)."""
 
 from __future__ import annotations
 
@@ -102,27 +102,3 @@ class AccountQueries(Database):
             cursor = self.conn.execute("DELETE FROM aliases WHERE alias = ?", (alias,))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no such alias: {alias}")
-
-    # -- Sieve scripts ---------------------------------------------------------------------
-
-    def get_sieve_script(self, mailbox_id: int) -> str | None:
-        row = self.conn.execute(
-            "SELECT script FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def set_sieve_script(self, mailbox_id: int, script: str) -> None:
-        with self.account_change():
-            self.conn.execute(
-                "INSERT INTO sieve_scripts (mailbox_id, script, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT(mailbox_id) DO UPDATE SET script = excluded.script,"
-                " updated = excluded.updated",
-                (mailbox_id, script, time.time()),
-            )
-
-    def delete_sieve_script(self, mailbox_id: int) -> bool:
-        with self.account_change():
-            cursor = self.conn.execute(
-                "DELETE FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,)
-            )
-            return cursor.rowcount > 0

@@ -113,6 +113,16 @@ class MessageQueries(Database):
             )
         return [message_row(r) for r in rows]
 
+    def latest_messages(self, mailbox_id: int, limit: int) -> list[MessageRow]:
+        """The `limit` most recently received messages of a mailbox, in any folder, newest
+        first."""
+        rows = self.conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?"
+            " ORDER BY received DESC, id DESC LIMIT ?",
+            (mailbox_id, limit),
+        )
+        return [message_row(r) for r in rows]
+
     def delete_messages(self, ids: Iterable[int]) -> None:
         with self.transaction():
             self.conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])

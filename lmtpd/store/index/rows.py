@@ -18,6 +18,18 @@ class NotFoundError(IndexFailure):
     pass
 
 
+class ActiveScriptError(IndexFailure):
+    """The active Sieve script may not be deleted this way."""
+
+
+class ScriptCountError(IndexFailure):
+    """A new script would take the mailbox past its number of scripts."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class MailboxRow:
     id: int
@@ -44,6 +56,17 @@ class MessageRow:
     from_addr: str
     subject: str
     flags: str
+
+
+@dataclass(frozen=True)
+class ScriptRow:
+    """One named Sieve script of a mailbox; `text` is "" when only the list was asked for."""
+
+    name: str
+    active: bool
+    bytes: int
+    updated: float
+    text: str = ""
 
 
 class NotRecorded(enum.Enum):

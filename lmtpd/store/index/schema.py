@@ -130,10 +130,32 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             statement = ""
 
 
+def _named_sieve_scripts(conn: sqlite3.Connection) -> None:
+    """Several named scripts per mailbox, at most one of them active (the one delivery runs).
+    The one script a mailbox had becomes its active script `main`."""
+    _execute_script(conn, """
+        CREATE TABLE sieve_scripts_named (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+            name TEXT NOT NULL,
+            script TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            updated REAL,
+            PRIMARY KEY (mailbox_id, name)
+        );
+        INSERT INTO sieve_scripts_named (mailbox_id, name, script, active, updated)
+            SELECT mailbox_id, 'main', script, 1, updated FROM sieve_scripts;
+        DROP TABLE sieve_scripts;
+        ALTER TABLE sieve_scripts_named RENAME TO sieve_scripts;
+        CREATE UNIQUE INDEX sieve_scripts_one_active ON sieve_scripts (mailbox_id)
+            WHERE active = 1;
+    """)
+
+
 # Step N takes an index from version N - 1 to N. Append only; never edit a released step.
 STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _usage_counters_and_expiring_memories,
-    3: _original_recipient_in_trace,
+    3: _named_sieve_scripts,
+    4: _original_recipient_in_trace,
 }
 SCHEMA_VERSION = max(STEPS)
 

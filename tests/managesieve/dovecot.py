@@ -1,0 +1,117 @@
+"""A private Dovecot ManageSieve server (managesieved) for side-by-side transcripts:
+generated configuration in a temporary directory, one passwd-file user, scripts under its
+home. The system Dovecot, if any, is not touched."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, free_port, require_tool, require_user, wait_for
+
+MANAGESIEVE = "/usr/lib/dovecot/managesieve"
+
+
+def _ids() -> tuple[int, int, str, str]:
+    """(uid, gid, internal user, login user): the package's users as root, ourselves
+    otherwise."""
+    if os.geteuid() != 0:
+        name = pwd.getpwuid(os.getuid()).pw_name
+        return os.getuid(), os.getgid(), name, name
+    entry = require_user("dovecot", "dovecot-core")
+    require_user("dovenull", "dovecot-core")
+    return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
+
+
+class ManageSieved:
+    def __init__(self, root: Path, user: str, password: str, *, max_scripts: int,
+                 max_script_size: int) -> None:
+        self.root = root
+        self.port = free_port()
+        self.uid, self.gid, self.internal, self.login = _ids()
+        self.settings = {"user": user, "password": password, "max_scripts": max_scripts,
+                         "max_script_size": max_script_size}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def write(self) -> Path:
+        os.chmod(self.root, 0o755)
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        os.chown(home, self.uid, self.gid)
+        (self.root / "run").mkdir(exist_ok=True)
+        s = self.settings
+        passwd = self.root / "passwd"
+        passwd.write_text(f"{s['user']}:{{PLAIN}}{s['password']}:{self.uid}:{self.gid}::"
+                          f"{home}::\n")
+        os.chmod(passwd, 0o644)
+        conf = self.root / "dovecot.conf"
+        conf.write_text("\n".join([
+            f"base_dir = {self.root / 'run'}",
+            f"state_dir = {self.root / 'state'}",
+            "protocols = sieve",
+            "listen = 127.0.0.1",
+            "ssl = no",
+            "auth_mechanisms = plain",
+            "disable_plaintext_auth = no",
+            f"default_internal_user = {self.internal}",
+            f"default_login_user = {self.login}",
+            "first_valid_uid = 1",
+            "first_valid_gid = 1",
+            "mail_location = maildir:~/Maildir",
+            f"log_path = {self.root / 'dovecot.log'}",
+            "passdb {", "  driver = passwd-file",
+            f"  args = scheme=PLAIN username_format=%u {passwd}", "}",
+            "userdb {", "  driver = passwd-file", f"  args = username_format=%u {passwd}", "}",
+            "service managesieve-login {", "  inet_listener sieve {",
+            "    address = 127.0.0.1", f"    port = {self.port}", "  }", "}",
+            "service anvil {", "  chroot =", "}",
+            "service stats {", "  unix_listener stats-reader {", "    mode = 0666", "  }",
+            "  unix_listener stats-writer {", "    mode = 0666", "  }", "}",
+            "plugin {", "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+            f"  sieve_quota_max_scripts = {s['max_scripts']}",
+            f"  sieve_max_script_size = {s['max_script_size']}", "}",
+        ]) + "\n")
+        return conf
+
+    def start(self) -> None:
+        dovecot = require_tool("dovecot")
+        if not os.path.exists(MANAGESIEVE):
+            if IN_CI:
+                pytest.fail("dovecot-managesieved is not installed; .ci/run must install it")
+            pytest.skip("dovecot-managesieved is not installed")
+        conf = self.write()
+        self.process = subprocess.Popen([dovecot, "-F", "-c", str(conf)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True)
+        ready = wait_for(lambda: self.process is not None and (
+            self.process.poll() is not None or _connectable(self.port)), timeout=30)
+        if not ready or self.process.poll() is not None:
+            error = self.process.stderr.read().decode() if self.process.stderr else ""
+            self.stop()
+            raise AssertionError(f"dovecot did not start: {error}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _connectable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
