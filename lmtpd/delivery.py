@@ -108,9 +108,16 @@ def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str,
     return (
         f"Return-Path: <{sender}>\n"
         f"Delivered-To: {rcpt}\n"
-        f"Received: from {lhlo} by {hostname} (lmtpd) with LMTP id {txid} for <{rcpt}>; {date}\n"
         f"X-Original-To: {original}\n"
+        f"Received: from {lhlo} by {hostname} (lmtpd) with LMTP id {txid} for <{rcpt}>; {date}\n"
     ).encode("utf-8", "surrogateescape")
+
+
+def original_to_field(original: str) -> bytes:
+    """X-Original-To as Sieve sees it at delivery: the one header field of those delivery puts
+    on top that is the message's rather than the envelope's (a replay over stored copies
+    keeps it too, lmtpd.replay)."""
+    return f"X-Original-To: {original}\n".encode("utf-8", "surrogateescape")
 
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -230,7 +237,7 @@ class Deliverer:
     async def _deliver_to_mailbox(self, tx: Transaction, rcpt: str, target: Target,
                                   meta: MessageMeta, outcome: Outcome) -> Reply:
         mailbox = target.mailbox
-        plan = await self._filter(tx, rcpt, target)
+        plan = await self._filter(tx, rcpt, target, outcome.original_to)
         outcome.actions.extend(plan.describe())
         if plan.reject is not None:
             return status.rejected(plan.reject)
@@ -264,7 +271,8 @@ class Deliverer:
             return status.discarded(rcpt)
         return status.delivered(rcpt)
 
-    async def _filter(self, tx: Transaction, rcpt: str, target: Target) -> FilterPlan:
+    async def _filter(self, tx: Transaction, rcpt: str, target: Target,
+                      original: str) -> FilterPlan:
         if not target.script and self.sieve.before is None:
             return FilterPlan.keep()
         mailbox = target.mailbox
@@ -272,7 +280,8 @@ class Deliverer:
 
         def run() -> FilterPlan:
             return FilterPlan.from_result(sieve.run(
-                target.script, tx.message_bytes(), sender=tx.sender, recipient=rcpt,
+                target.script, original_to_field(original) + tx.message_bytes(),
+                sender=tx.sender, recipient=rcpt,
                 mailbox_address=mailbox.address,
                 mailbox_exists=lambda folder: self.store.folder_exists(mailbox, folder),
             ))

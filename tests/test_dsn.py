@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -165,3 +166,21 @@ def test_split_params_keeps_the_others_in_order() -> None:
     assert taken == [("NOTIFY", "NEVER"), ("ORCPT", "rfc822;A@B")]
     assert dsn.split_params("") == ("", [])
     assert dsn.split_params("NOTIFY") == ("", [("NOTIFY", None)])
+
+
+def test_sieve_tests_x_original_to_at_delivery(server: Lmtpd, tmp_path_factory: Any) -> None:
+    """A script sees X-Original-To at delivery as it will in the stored copy (and in a
+    `lmtpd sieve replay` over it)."""
+    add_mailboxes(server, "carol@example.org")
+    script = tmp_path_factory.mktemp("sieve") / "info.sieve"
+    script.write_text('require "fileinto";\n'
+                      'if header :is "X-Original-To" "info@example.org" { fileinto "Info"; }\n')
+    server.cli("sieve", "set", "carol@example.org", str(script))
+    _, _, via_info = transaction(server, "MAIL FROM:<s@remote.example>", [
+        "RCPT TO:<carol@example.org> ORCPT=rfc822;info@example.org"])
+    _, _, direct = transaction(server, "MAIL FROM:<s@remote.example>",
+                               ["RCPT TO:<carol@example.org>"])
+    info = server.maildir("carol@example.org") / ".Info" / "new"
+    [filed] = [p.read_bytes() for p in info.iterdir()]
+    assert f"<{via_info}>".encode() in filed
+    assert stored_copy(server, "carol@example.org", direct)

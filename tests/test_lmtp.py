@@ -180,9 +180,9 @@ def test_stored_copy_is_byte_exact_with_four_fields_on_top(lmtpd: Lmtpd) -> None
     lines = data.split(b"\n")
     assert lines[0] == b"Return-Path: <sender@remote.example>"
     assert lines[1] == b"Delivered-To: alice@example.org"
+    assert lines[2] == b"X-Original-To: alice@example.org"
     assert re.match(rb"Received: from \S+ by mail\.example\.org \(lmtpd\) with LMTP id [0-9A-F]+ "
-                    rb"for <alice@example\.org>; \w{3}, \d+ \w{3} \d{4} ", lines[2]), lines[2]
-    assert lines[3] == b"X-Original-To: alice@example.org"
+                    rb"for <alice@example\.org>; \w{3}, \d+ \w{3} \d{4} ", lines[3]), lines[3]
     expected = MESSAGE.replace(b"\r\n", b"\n")
     assert data.split(b"\n", 4)[4] == expected
     # Dovecot-style name with both sizes, and the sizes are right.

@@ -66,8 +66,9 @@ def test_smtp_client_to_maildir_through_postfix(mail_system_factory: MakeSystem,
     assert ("private/lmtpd" if variant == "chroot" else "/run/lmtp.sock") in line, line
 
     stored = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    # lmtpd's three headers come first, then what Postfix handed over (its own Received).
-    assert list(stored.keys())[:3] == ["Return-Path", "Delivered-To", "Received"]
+    # lmtpd's four fields come first, then what Postfix handed over (its own Received).
+    assert list(stored.keys())[:4] == ["Return-Path", "Delivered-To", "X-Original-To",
+                                       "Received"]
     assert stored["Return-Path"] == "<carol@example.com>"
     assert stored["Delivered-To"] == "alice@example.org"
     assert "by mail.example.org (lmtpd) with LMTP" in stored.get_all("Received")[0]
