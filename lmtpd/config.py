@@ -178,6 +178,8 @@ class LmtpConfig(_Section):
 class SieveConfig(_Section):
     before: str = ""
     submission: str = ""
+    # Directory of the scripts `include :global "x"` reads, as <global_dir>/x.sieve; "": none.
+    global_dir: str = ""
     max_script_size: Size = 1024**2
     max_actions: int = Field(default=32, ge=1)
     max_redirects: int = Field(default=4, ge=0)

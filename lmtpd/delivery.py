@@ -24,6 +24,7 @@ from lmtpd.copies import CopyRequest, CopyWriter
 from lmtpd.filtering import FilterPlan, SieveRunner
 from lmtpd.outgoing import Outgoing
 from lmtpd.recipients import Recipient, RecipientLookup, Target
+from lmtpd.sieve import DuplicateMark
 from lmtpd.spool import Spool
 from lmtpd.status import Reply
 from lmtpd.store.index import MessageMeta, NotRecorded, TraceBatch
@@ -35,6 +36,8 @@ __all__ = ["Deliverer", "Recipient", "Transaction"]
 
 log = logging.getLogger("lmtpd.delivery")
 MAX_LHLO_IN_HEADER = 255
+# The duplicate memory of Sieve's duplicate test shares a table with Message-IDs.
+SIEVE_DUPLICATE = "sieve-duplicate "
 
 
 def new_transaction_id() -> str:
@@ -246,15 +249,16 @@ class Deliverer:
                       mailbox.address)
             return status.temporary_failure("sieve.submission is not configured")
         for redirect in plan.redirects:
-            reply = await self.outgoing.redirect(tx.message_bytes(), tx.sender, mailbox,
-                                                 meta.message_id, redirect)
+            reply = await self.outgoing.redirect(redirect.message or tx.message_bytes(),
+                                                 tx.sender, mailbox, meta.message_id, redirect)
             if reply is not None:
                 return reply
         prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id,
                                  outcome.original_to)
         for number, action in enumerate(plan.stores):
+            body = tx.body if action.message is None else Spool.from_bytes(action.message)
             stored = await self.copies.store_copy(CopyRequest(
-                mailbox, action.folder, action.flags, prefix, tx.body, meta,
+                mailbox, action.folder, action.flags, prefix, body, meta,
                 check_duplicate=number == 0))
             if stored is NotRecorded.DUPLICATE:
                 outcome.note = "duplicate"
@@ -264,6 +268,8 @@ class Deliverer:
             if isinstance(stored, Reply):
                 return stored
             outcome.copies.append(Copy(mailbox.address, action.folder, stored.relpath))
+        if plan.duplicate_marks:
+            await self.workers.db(self._remember_marks, mailbox.id, plan.duplicate_marks)
         for vacation in plan.vacations:
             await self.outgoing.vacation(tx.message_bytes(), mailbox, vacation)
         if not plan.stores:
@@ -277,16 +283,29 @@ class Deliverer:
             return FilterPlan.keep()
         mailbox = target.mailbox
         sieve = self.sieve
+        store = self.store
+
+        def seen(key: str) -> bool:
+            # Sieve's duplicate test, read-only; what it saw is remembered after the store.
+            return self.workers.db_from_pool(
+                lambda: store.index.is_duplicate(mailbox.id, SIEVE_DUPLICATE + key))
 
         def run() -> FilterPlan:
             return FilterPlan.from_result(sieve.run(
                 target.script, original_to_field(original) + tx.message_bytes(),
                 sender=tx.sender, recipient=rcpt,
                 mailbox_address=mailbox.address,
-                mailbox_exists=lambda folder: self.store.folder_exists(mailbox, folder),
+                mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
+                personal=target.personal.get if target.personal else None, seen=seen,
             ))
 
         return await self.workers.io(run)
+
+    def _remember_marks(self, mailbox_id: int, marks: list[DuplicateMark]) -> None:
+        """On the index thread: the values the duplicate test saw, each for its time."""
+        for mark in marks:
+            self.store.index.remember_duplicate(mailbox_id, SIEVE_DUPLICATE + mark.key,
+                                                mark.seconds)
 
 
 def _log_outcome(tx: Transaction, recipient: Recipient, meta: MessageMeta,

@@ -12,13 +12,16 @@ import dataclasses
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmtpd import __version__
 from lmtpd.config import Config
 from lmtpd.sieve import (
+    DuplicateMark,
     Envelope,
+    FileInto,
     MessageContext,
     Redirect,
     Reject,
@@ -27,14 +30,16 @@ from lmtpd.sieve import (
     SieveResult,
     SieveSyntaxError,
     Vacation,
-    parse,
+    compile,
     run_scripts,
+    up_to_date,
+    valid_script_name,
 )
-from lmtpd.sieve import Store as FileInto
 from lmtpd.store import maildir
 
 log = logging.getLogger("lmtpd.sieve")
 _CACHE_SIZE = 256
+PersonalScripts = Callable[[str], str | None]
 
 
 def limits_from(config: Config) -> SieveLimits:
@@ -43,6 +48,33 @@ def limits_from(config: Config) -> SieveLimits:
         max_actions=config.sieve.max_actions,
         max_redirects=config.sieve.max_redirects,
     )
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """The scripts `include` may name: the mailbox's own (``personal``, from the index, given
+    by the caller) and the files of ``sieve.global_dir``."""
+
+    global_dir: str = ""
+    personal_scripts: PersonalScripts | None = None
+
+    def personal(self, name: str) -> str | None:
+        return self.personal_scripts(name) if self.personal_scripts else None
+
+    def global_(self, name: str) -> bytes | None:
+        if not self.global_dir or not valid_script_name(name):
+            return None
+        try:
+            # bytes: a file that is not UTF-8 is refused by the compiler, with its position
+            return (Path(self.global_dir) / f"{name}.sieve").read_bytes()
+        except OSError:
+            return None
+
+
+def environment_of(config: Config) -> dict[str, str]:
+    """The RFC 5183 items delivery knows (location, name and phase have defaults)."""
+    host = config.hostname
+    return {"host": host, "domain": host.partition(".")[2] or host, "version": __version__}
 
 
 class SieveRunner:
@@ -60,24 +92,34 @@ class SieveRunner:
         if not path:
             return None, ""
         try:
-            return parse(Path(path).read_bytes(), self.limits), ""
+            return compile(Path(path).read_bytes(), self.limits, loader=self.source()), ""
         except (OSError, SieveSyntaxError) as error:
             # A broken global script must not stop delivery: it is skipped and logged.
             problem = f"sieve.before {path}: {error}"
             log.error("%s; the global script is not run", problem)
             return None, problem
 
-    def compile(self, text: str) -> Script:
-        """Parse and validate; raises SieveSyntaxError (line, column)."""
+    def source(self, personal: PersonalScripts | None = None) -> ScriptSource:
+        return ScriptSource(self.config.sieve.global_dir, personal)
+
+    def compile(self, text: str, personal: PersonalScripts | None = None,
+                uploading: bool = False) -> Script:
+        """Compile, with the scripts it includes; raises SieveSyntaxError (line, column).
+
+        ``uploading``: the script is being stored, so an included script that does not
+        exist yet is a warning (``Script.warnings``), not an error."""
+        source = self.source(personal)
+        if uploading:
+            return compile(text, self.limits, loader=source, uploading=True)
         key = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
         script = self._cache.get(key)
-        if script is None:
-            script = parse(text, self.limits)
-            self._cache[key] = script
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
+        if script is not None and up_to_date(script, source):
             self._cache.move_to_end(key)
+            return script
+        script = compile(text, self.limits, loader=source)
+        self._cache[key] = script
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
         return script
 
     def run(
@@ -89,13 +131,21 @@ class SieveRunner:
         recipient: str,
         mailbox_address: str,
         mailbox_exists: Callable[[str], bool],
+        personal: PersonalScripts | None = None,
+        seen: Callable[[str], bool] | None = None,
+        environment: Mapping[str, str] | None = None,
+        now: float | None = None,
     ) -> SieveResult | None:
-        """The actions for one copy, or None when no script applies (plain keep)."""
+        """The actions for one copy, or None when no script applies (plain keep).
+
+        ``personal`` gives the mailbox's other scripts by name (for ``include``), ``seen`` is
+        the mailbox's duplicate memory (read-only; the marks to store come back in the
+        result), ``environment`` adds to or overrides the RFC 5183 items."""
         user: Script | None = None
         errors: list[str] = []
         if user_script:
             try:
-                user = self.compile(user_script)
+                user = self.compile(user_script, personal)
             except SieveSyntaxError as error:
                 errors.append(f"script of {mailbox_address}: {error}")
         if user is None and self.before is None:
@@ -106,6 +156,8 @@ class SieveRunner:
             self.before, user, MessageContext.from_bytes(message),
             Envelope(sender=sender, recipient=recipient, user_address=mailbox_address),
             mailbox_exists=mailbox_exists, limits=self.limits,
+            environment={**environment_of(self.config), **(environment or {})},
+            now=now, seen=seen or (lambda _key: False),
         )
         result.errors[:0] = errors
         _store_unsafe_folders_in_inbox(result)
@@ -129,6 +181,8 @@ def _store_unsafe_folders_in_inbox(result: SieveResult) -> None:
 class StoreAction:
     folder: str = maildir.INBOX
     flags: tuple[str, ...] = ()
+    # The copy editheader made before this action (None: the message as received).
+    message: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -139,6 +193,8 @@ class FilterPlan:
     redirects: list[Redirect] = field(default_factory=list)
     vacations: list[Vacation] = field(default_factory=list)
     reject: str | None = None
+    # What the duplicate test saw, to remember once the message is stored.
+    duplicate_marks: list[DuplicateMark] = field(default_factory=list)
 
     @classmethod
     def keep(cls) -> FilterPlan:
@@ -164,7 +220,7 @@ class FilterPlan:
         for action in result.actions:
             if isinstance(action, FileInto):
                 folder = maildir.INBOX if maildir.is_inbox(action.folder) else action.folder
-                store = StoreAction(folder, tuple(action.flags))
+                store = StoreAction(folder, tuple(action.flags), action.message)
                 if store not in plan.stores:
                     plan.stores.append(store)
             elif isinstance(action, Redirect):
@@ -173,4 +229,5 @@ class FilterPlan:
                 plan.vacations.append(action)
             elif isinstance(action, Reject):
                 plan.reject = action.reason
+        plan.duplicate_marks = list(result.duplicate_marks)
         return plan

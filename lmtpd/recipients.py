@@ -3,6 +3,7 @@ the answers per process while the accounts stay the same."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -16,10 +17,12 @@ from lmtpd.store.worker import Workers
 
 @dataclass(frozen=True)
 class Target:
-    """One enabled mailbox a recipient resolved to, with its Sieve script."""
+    """One enabled mailbox a recipient resolved to, with its active Sieve script and, when
+    that script includes others, the mailbox's scripts by name."""
 
     mailbox: MailboxRow
     script: str | None
+    personal: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -94,6 +97,13 @@ class RecipientLookup:
                 rows = [row for row in (index.get_mailbox(m.address)
                                         for m in resolution.mailboxes) if row is not None]
                 over_quota = bool(rows) and all(self.store.over_quota(row) for row in rows)
-                targets = [Target(row, index.get_sieve_script(row.id))
-                           for row in rows if row.enabled]
+                targets = [self._target(row) for row in rows if row.enabled]
         return generation, Lookup(check_recipient(resolution, over_quota), resolution, targets)
+
+    def _target(self, row: MailboxRow) -> Target:
+        index = self.store.index
+        script = index.get_sieve_script(row.id)
+        # Only a script that may include others needs them (a cheap look, made once per
+        # cached answer; the compiler decides what the word means).
+        personal = index.personal_scripts(row.id) if script and "include" in script else None
+        return Target(row, script, personal)

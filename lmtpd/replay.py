@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lmtpd.filtering import SieveRunner
-from lmtpd.sieve import Action, Store, action_to_json
+from lmtpd.filtering import PersonalScripts, SieveRunner
+from lmtpd.sieve import Action, FileInto, action_to_json
 from lmtpd.store import maildir
 from lmtpd.store.index import MailboxRow, MessageRow
 from lmtpd.store.mailboxes import Store as MailStore
@@ -28,7 +28,7 @@ class ReplayedMessage:
     @property
     def changed(self) -> bool:
         """Anything other than one store into the folder it is in now."""
-        if len(self.would) != 1 or not isinstance(self.would[0], Store):
+        if len(self.would) != 1 or not isinstance(self.would[0], FileInto):
             return True
         return _folder(self.would[0].folder) != _folder(self.folder)
 
@@ -91,16 +91,17 @@ def replay(store: MailStore, mailbox: MailboxRow, script: str, last: int = 100,
     `mailbox`; blocking. Each message is judged on its own."""
     runner = SieveRunner(store.config)
     rows = store.index.latest_messages(mailbox.id, last)
+    personal = store.index.personal_scripts(mailbox.id).get
     results = []
     for row in rows:
-        results.append(_replay_one(store, runner, mailbox, script, row))
+        results.append(_replay_one(store, runner, mailbox, script, row, personal))
         if progress is not None:
             progress(1)
     return results
 
 
 def _replay_one(store: MailStore, runner: SieveRunner, mailbox: MailboxRow, script: str,
-                row: MessageRow) -> ReplayedMessage:
+                row: MessageRow, personal: PersonalScripts) -> ReplayedMessage:
     replayed = ReplayedMessage(row.uidl, row.message_id.strip().strip("<>"), row.subject,
                                row.folder, [])
     try:
@@ -108,16 +109,17 @@ def _replay_one(store: MailStore, runner: SieveRunner, mailbox: MailboxRow, scri
             stored = handle.read()
     except OSError as error:
         replayed.errors.append(f"cannot read the message: {error.strerror}")
-        replayed.would = [Store(row.folder)]
+        replayed.would = [FileInto(row.folder)]
         return replayed
     envelope, message = split_trace(stored.replace(b"\r\n", b"\n"), mailbox.address)
     result = runner.run(
         script, message, sender=envelope.sender, recipient=envelope.recipient,
         mailbox_address=mailbox.address,
         mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
+        personal=personal,
     )
-    replayed.would = result.actions if result is not None else [Store(maildir.INBOX)]
+    replayed.would = result.actions if result is not None else [FileInto(maildir.INBOX)]
     replayed.errors = list(result.errors) if result is not None else []
     replayed.would = [dataclasses.replace(a, folder=_folder(a.folder))
-                      if isinstance(a, Store) else a for a in replayed.would]
+                      if isinstance(a, FileInto) else a for a in replayed.would]
     return replayed

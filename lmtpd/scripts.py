@@ -4,10 +4,11 @@ accept and refuse the same scripts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from lmtpd.config import Config
-from lmtpd.filtering import limits_from
-from lmtpd.sieve import SieveSyntaxError, parse
-from lmtpd.sieve.validator import SUPPORTED_EXTENSIONS
+from lmtpd.filtering import ScriptSource, limits_from
+from lmtpd.sieve import SUPPORTED_EXTENSIONS, SieveSyntaxError, compile
 
 __all__ = ["DEFAULT_NAME", "SieveSyntaxError", "check_script", "script_name_problem",
            "sieve_capability"]
@@ -39,11 +40,15 @@ def script_name_problem(name: str) -> str | None:
     return None
 
 
-def check_script(config: Config, text: str) -> None:
-    """Compile `text` as delivery would; raises SieveSyntaxError (line, column). Blocking
-    (CPU): the servers run it in the file pool. The one place scripts are compiled for
-    storing, so a change of compiler is made here."""
-    parse(text, limits_from(config))
+def check_script(config: Config, text: str,
+                 personal: Mapping[str, str] | None = None) -> list[str]:
+    """Compile `text` as delivery would, as a script being stored: raises SieveSyntaxError
+    (line, column), and returns the warnings (an included script that does not exist yet,
+    which Pigeonhole's ManageSieve also allows). `personal` holds the mailbox's other scripts
+    by name. Blocking (CPU): the servers run it in the disk pool. The one place scripts are
+    compiled for storing."""
+    source = ScriptSource(config.sieve.global_dir, (personal or {}).get)
+    return list(compile(text, limits_from(config), loader=source, uploading=True).warnings)
 
 
 def sieve_capability() -> str:

@@ -241,3 +241,127 @@ def test_hostile_scripts_are_refused_or_contained(sieve_lmtpd, script: str) -> N
     else:
         assert "line" in installed.stderr
         assert len(stored) == 1
+
+
+def test_include_global_reads_sieve_global_dir_and_sees_changes(lmtpd_factory,
+                                                                tmp_path: Path) -> None:
+    global_dir = tmp_path / "global"
+    global_dir.mkdir()
+    spam = global_dir / "spam.sieve"
+    spam.write_text('require "fileinto";\n'
+                    'if header :contains "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }\n')
+    lmtpd = lmtpd_factory({"sieve": {"global_dir": str(global_dir)}})
+    lmtpd.add_mailbox("alice@example.org")
+    lmtpd.start()
+    set_script(lmtpd, "alice@example.org",
+               'require ["include", "fileinto"];\ninclude :global "spam";\nfileinto "Personal";\n')
+    send = lambda headers: lmtp_send(  # noqa: E731
+        lmtpd.socket_path, "s@remote.example", ["alice@example.org"],
+        headers + b"Subject: x\r\n\r\nbody\r\n")
+    send(b"X-Spam-Flag: YES\r\n")
+    send(b"")
+    base = lmtpd.maildir("alice@example.org")
+    assert len(list((base / ".Junk" / "new").iterdir())) == 1
+    assert len(list((base / ".Personal" / "new").iterdir())) == 1
+    # the next delivery runs the global script as it is now, not as it was compiled
+    spam.write_text('require "fileinto";\nfileinto "Quarantine";\nstop;\n')
+    send(b"X-Spam-Flag: YES\r\n")
+    assert len(list((base / ".Quarantine" / "new").iterdir())) == 1
+
+
+def test_sieve_set_accepts_a_missing_include_with_a_warning(sieve_lmtpd) -> None:
+    lmtpd, _ = sieve_lmtpd
+    path = lmtpd.root / "main.sieve"
+    path.write_text('require "include";\ninclude "later";\n')
+    result = lmtpd.cli("sieve", "set", "alice@example.org", str(path))
+    assert "warning: line 2: included personal script 'later' does not exist" in result.stderr
+    assert lmtpd.cli("sieve", "show", "alice@example.org").stdout == path.read_text()
+    # a script that is wrong whatever is uploaded next is still refused
+    path.write_text('require "include";\ninclude "a/b";\n')
+    refused = lmtpd.cli("sieve", "set", "alice@example.org", str(path), check=False)
+    assert refused.returncode == 1 and "line 2, column 1: include: invalid script name" in (
+        refused.stderr)
+
+
+def _index_dump(lmtpd: Lmtpd) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{lmtpd.index_path}?mode=ro", uri=True) as db:
+        return list(db.iterdump())
+
+
+def test_sieve_test_changes_nothing_even_with_memories_and_edits(sieve_lmtpd,
+                                                                 tmp_path: Path) -> None:
+    lmtpd, collector = sieve_lmtpd
+    set_script(lmtpd, "bob@example.org",
+               'require ["duplicate", "editheader", "vacation", "fileinto", "copy"];\n'
+               'if duplicate { fileinto "Dup"; }\n'
+               'addheader "X-Filtered" "yes";\n'
+               'redirect :copy "carol@example.org";\n'
+               'vacation "I am away.";\n')
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@remote.example\nTo: bob@example.org\nSubject: hi\n"
+                        b"Message-ID: <dry-1@remote.example>\n\nbody\n")
+    before = _index_dump(lmtpd)
+    for _ in range(2):
+        out = lmtpd.cli("sieve", "test", "bob@example.org", str(message), "--sender",
+                        "a@remote.example", "--json")
+        assert [a["type"] for a in json.loads(out.stdout)["actions"]] == [
+            "redirect", "vacation", "store"]
+    assert _index_dump(lmtpd) == before
+    assert collector.messages == []
+    base = lmtpd.maildir("bob@example.org")
+    assert [p for p in base.rglob("*") if p.is_file() and p.parent.name in ("new", "cur")] == []
+
+
+def test_editheader_changes_the_stored_copy(sieve_lmtpd) -> None:
+    lmtpd, _ = sieve_lmtpd
+    set_script(lmtpd, "bob@example.org",
+               'require ["editheader", "fileinto"];\n'
+               'addheader "X-Filtered" "by bob\'s script";\n'
+               'deleteheader "X-Spam-Score";\n'
+               'fileinto "Checked";\n')
+    result = lmtp_send(lmtpd.socket_path, "a@remote.example", ["bob@example.org"],
+                       b"X-Spam-Score: 9.9\r\nSubject: edit me\r\n\r\nbody\r\n")
+    assert result["bob@example.org"][0] == 250
+    [path] = (lmtpd.maildir("bob@example.org") / ".Checked" / "new").iterdir()
+    stored = path.read_bytes()
+    assert stored.startswith(b"Return-Path: <a@remote.example>\n")  # lmtpd's trace on top
+    head = stored.split(b"\n\n", 1)[0]
+    assert b"X-Filtered: by bob's script" in head
+    assert b"X-Spam-Score" not in head
+    assert stored.endswith(b"\n\nbody\n")
+    assert lmtpd.cli("verify").returncode == 0  # sizes in the name match the edited file
+
+
+def test_the_duplicate_test_remembers_what_delivery_stored(lmtpd_factory) -> None:
+    lmtpd = lmtpd_factory({"lmtp": {"duplicate_window": "0"}})
+    lmtpd.add_mailbox("bob@example.org")
+    lmtpd.start()
+    set_script(lmtpd, "bob@example.org",
+               'require ["duplicate", "fileinto"];\n'
+               'if duplicate { fileinto "Seen-before"; }\n')
+    for _ in range(2):
+        result = lmtp_send(lmtpd.socket_path, "a@remote.example", ["bob@example.org"],
+                           b"Message-ID: <twice@remote.example>\r\n\r\nbody\r\n")
+        assert result["bob@example.org"][0] == 250
+    mailbox = lmtpd.maildir("bob@example.org")
+    assert len(list((mailbox / "new").iterdir())) == 1
+    assert len(list((mailbox / ".Seen-before" / "new").iterdir())) == 1
+
+
+def test_include_personal_reads_another_script_of_the_mailbox(lmtpd_factory) -> None:
+    lmtpd = lmtpd_factory()
+    lmtpd.add_mailbox("bob@example.org")
+    lmtpd.start()
+    lists = lmtpd.root / "lists.sieve"
+    lists.write_text('require "fileinto";\n'
+                     'if header :contains "List-Id" "python" { fileinto "Python"; }\n')
+    lmtpd.cli("sieve", "set", "bob@example.org", str(lists), "--name", "lists")
+    main = lmtpd.root / "main.sieve"
+    main.write_text('require "include";\ninclude :personal "lists";\n')
+    lmtpd.cli("sieve", "set", "bob@example.org", str(main), "--name", "main")
+    result = lmtp_send(lmtpd.socket_path, "a@remote.example", ["bob@example.org"],
+                       b"List-Id: <python.lists.example>\r\n\r\nbody\r\n")
+    assert result["bob@example.org"][0] == 250
+    assert len(list((lmtpd.maildir("bob@example.org") / ".Python" / "new").iterdir())) == 1

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from lmtpd.cli import config_option, fail, print_json, store_command
+from lmtpd.cli.common import config_option, fail, print_json, store_command
 from lmtpd.config import parse_size
 from lmtpd.store.mailboxes import Store
 

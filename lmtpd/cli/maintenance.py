@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmtpd.cli import config_option, print_json, store_command
+from lmtpd.cli.common import config_option, print_json, store_command
 from lmtpd.store import maintenance
 from lmtpd.store.mailboxes import Store
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lmtpd.cli import EXIT_FAILED, config_option, open_store
+from lmtpd.cli.common import EXIT_FAILED, config_option, open_store
 from lmtpd.migrate import dovecot
 from lmtpd.migrate.uidlist import DEFAULT_UIDL_FORMAT
 from lmtpd.privileges import give_index_to_service_user

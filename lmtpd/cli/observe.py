@@ -7,7 +7,7 @@ import time
 
 import click
 
-from lmtpd.cli import config_option, fail, print_json, store_command
+from lmtpd.cli.common import config_option, fail, print_json, store_command
 from lmtpd.store.mailboxes import Store
 
 

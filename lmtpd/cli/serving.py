@@ -11,7 +11,7 @@ import time
 
 import click
 
-from lmtpd.cli import State, config_option, fail
+from lmtpd.cli.common import State, config_option, fail
 from lmtpd.config import Config
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.logs import setup_logging

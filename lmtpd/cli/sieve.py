@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from lmtpd.cli import config_option, fail, print_json, sieve_try, store_command
+from lmtpd.cli import sieve_try
+from lmtpd.cli.common import config_option, fail, print_json, store_command
 from lmtpd.scripts import DEFAULT_NAME, SieveSyntaxError, check_script, script_name_problem
 from lmtpd.store.mailboxes import Store as MailStore
 
@@ -57,9 +58,11 @@ def sieve_set(store: MailStore, address: str, file: str, name: str) -> None:
     mailbox = store.mailbox(address)
     text = read_script(file)
     try:
-        check_script(store.config, text)
+        warnings = check_script(store.config, text, store.index.personal_scripts(mailbox.id))
     except SieveSyntaxError as error:
         fail(f"{file}: {error}; nothing was changed")
+    for warning in warnings:
+        click.echo(f"{file}: warning: {warning}", err=True)
     store.index.put_sieve_script(mailbox.id, name, text, activate=True,
                                  max_scripts=store.config.managesieve.max_scripts)
     click.echo(f"sieve script {name} of {mailbox.address} set and active "
@@ -136,7 +139,7 @@ def sieve_activate(store: MailStore, address: str, name: str | None, no_script: 
             fail(f"{mailbox.address} has no sieve script named {name}")
             return
         try:
-            check_script(store.config, row.text)
+            check_script(store.config, row.text, store.index.personal_scripts(mailbox.id))
         except SieveSyntaxError as error:
             fail(f"sieve script {name}: {error}; nothing was changed")
     store.index.activate_sieve_script(mailbox.id, name)

@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 
 from lmtpd.addresses import Verdict
-from lmtpd.cli import config_option, fail, print_json, store_command
+from lmtpd.cli.common import config_option, fail, print_json, store_command
 from lmtpd.filtering import SieveRunner
 from lmtpd.replay import ReplayedMessage, replay
 from lmtpd.scripts import SieveSyntaxError, check_script
-from lmtpd.sieve import actions_to_json
-from lmtpd.sieve.actions import Discard, Redirect, Reject, Store, Vacation
+from lmtpd.sieve import FileInto, actions_to_json
 from lmtpd.store.index import MailboxRow
 from lmtpd.store.mailboxes import Store as MailStore
 
@@ -43,31 +42,16 @@ def _read(path: str) -> bytes:
     raise AssertionError("unreachable")
 
 
-def _candidate(store: MailStore, path: str) -> str:
+def _candidate(store: MailStore, path: str, mailbox: MailboxRow) -> str:
     """A script file that compiles, or exit 1 with the line and column of its error."""
     try:
         text = _read(path).decode("utf-8")
-        check_script(store.config, text)
+        check_script(store.config, text, store.index.personal_scripts(mailbox.id))
     except UnicodeDecodeError:
         fail(f"{path}: a Sieve script must be UTF-8")
     except SieveSyntaxError as error:
         fail(f"{path}: {error}")
     return text
-
-
-def describe(action: object) -> str:
-    if isinstance(action, Store):
-        flags = f" flags {' '.join(action.flags)}" if action.flags else ""
-        return f"store into {action.folder}{flags}"
-    if isinstance(action, Discard):
-        return "discard"
-    if isinstance(action, Reject):
-        return f"reject: {action.reason}"
-    if isinstance(action, Redirect):
-        return f"redirect to {action.address}{' (copy)' if action.copy else ''}"
-    if isinstance(action, Vacation):
-        return f"vacation reply to {action.to}: {action.subject}"
-    return repr(action)
 
 
 @click.command("test")
@@ -87,15 +71,16 @@ def sieve_test(store: MailStore, address: str, message_file: str, sender: str,
     ADDRESS is resolved as delivery resolves a recipient (alice+lists@ is alice's mailbox,
     an alias its target). Nothing is stored, sent or remembered."""
     mailbox = resolve_mailbox(store, address)
-    script = (_candidate(store, script_file) if script_file
+    script = (_candidate(store, script_file, mailbox) if script_file
               else store.index.get_sieve_script(mailbox.id))
     message = _read(message_file).replace(b"\r\n", b"\n")
     result = SieveRunner(store.config).run(
         script, message, sender=sender, recipient=recipient or address,
         mailbox_address=mailbox.address,
         mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
+        personal=store.index.personal_scripts(mailbox.id).get,
     )
-    actions = result.actions if result is not None else [Store("INBOX")]
+    actions = result.actions if result is not None else [FileInto("INBOX")]
     if as_json:
         document = actions_to_json(actions)
         if result is not None and result.errors:
@@ -103,7 +88,7 @@ def sieve_test(store: MailStore, address: str, message_file: str, sender: str,
         print_json(document)
         return
     for action in actions:
-        click.echo(describe(action))
+        click.echo(action.describe())
     for error in result.errors if result is not None else []:
         click.echo(f"error: {error}", err=True)
 
@@ -124,7 +109,7 @@ def sieve_replay(store: MailStore, address: str, script_file: str, last: int,
     the envelope it was delivered with. Nothing is installed, stored, sent or remembered.
     Lists the messages the script would treat differently from where they are now."""
     mailbox = resolve_mailbox(store, address)
-    script = _candidate(store, script_file)
+    script = _candidate(store, script_file, mailbox)
     total = min(last, store.index.usage(mailbox.id)[0])
     if sys.stderr.isatty() and total:
         with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
@@ -141,7 +126,7 @@ def sieve_replay(store: MailStore, address: str, script_file: str, last: int,
 
 
 def _line(message: ReplayedMessage) -> str:
-    would = "; ".join(describe(action) for action in message.would) or "nothing"
+    would = "; ".join(action.describe() for action in message.would) or "nothing"
     subject = message.subject or "(no subject)"
     return f"{message.uidl}  {message.folder} -> {would}  {subject}"
 

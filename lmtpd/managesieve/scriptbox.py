@@ -135,8 +135,10 @@ class ScriptBox:
 
     async def _compile(self, text: str) -> Result | None:
         """None when `text` compiles; else the refusal, with line and column."""
+        mailbox_id = self.mailbox.id
+        personal = await self.workers.db(lambda: self.index().personal_scripts(mailbox_id))
         try:
-            await self.workers.io(check_script, self.config, text)
+            await self.workers.io(check_script, self.config, text, personal)
         except SieveSyntaxError as error:
             return Result(Failure.INVALID, message=str(error))
         return None

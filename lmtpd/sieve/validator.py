@@ -1,408 +1,268 @@
-"""Compile-time checks: known commands and tests, their arguments, and ``require``.
+"""Compile-time checks: known commands and tests, their arguments, tests and blocks, ``require``.
 
-Pigeonhole refuses all of these when a script is compiled, so we do too: a script
-that validates here never fails at run time for a reason visible in its text.
+Pigeonhole refuses all of these when a script is compiled, so we do too: a script that
+passes here only fails at run time for reasons that depend on the message. The shape of
+every command and test comes from its ``Spec``; what goes beyond the shape is the spec's own
+``check``, in its extension module.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from .parser import Argument, Command, Number, SieveSyntaxError, StringList, Tag, Test
+from .ast import Argument, Command, Node, SieveSyntaxError, StringList, Tag
+from .ast import Number as NumberArg
+from .limits import SieveLimits
+from .match import BUILTIN_COMPARATORS, COMPARATORS, MatchError
+from .spec import Registry, Spec, StringDecoder
+from .variables import REFERENCE
 
-SUPPORTED_EXTENSIONS = frozenset(
-    {
-        "fileinto",
-        "reject",
-        "ereject",
-        "envelope",
-        "subaddress",
-        "imap4flags",
-        "copy",
-        "mailbox",
-        "body",
-        "variables",
-        "vacation",
-        "comparator-i;octet",
-        "comparator-i;ascii-casemap",
-    }
-)
-
-COMPARATORS = frozenset({"i;octet", "i;ascii-casemap"})
-
-# Pigeonhole's list of header fields the address test accepts (tst-address.c)
-ADDRESS_HEADERS = frozenset(
-    [
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "sender",
-        "resent-from",
-        "resent-to",
-        "reply-to",
-        "resent-reply-to",
-        "resent-sender",
-        "resent-cc",
-        "resent-bcc",
-        "for-approval",
-        "for-handling",
-        "for-comment",
-        "apparently-to",
-        "errors-to",
-        "delivered-to",
-        "return-receipt-to",
-        "x-admin",
-        "read-receipt-to",
-        "x-confirm-reading-to",
-        "return-receipt-requested",
-        "registered-mail-reply-requested-by",
-        "mail-followup-to",
-        "mail-reply-to",
-        "abuse-reports-to",
-        "x-complaints-to",
-        "x-report-abuse-to",
-        "x-beenthere",
-        "x-original-to",
-    ]
-)
-
-MATCH_TYPES = ("is", "contains", "matches")
-ADDRESS_PARTS = ("all", "localpart", "domain", "user", "detail")
-BODY_TRANSFORMS = ("raw", "content", "text")
-# RFC 5229 4.1: modifiers by precedence; only one per precedence level is allowed
-SET_MODIFIERS = {
-    "lower": 40,
-    "upper": 40,
-    "lowerfirst": 30,
-    "upperfirst": 30,
-    "quotewildcard": 20,
-    "length": 10,
-}
-_TAG_EXTENSION = {"user": "subaddress", "detail": "subaddress"}
+# include :personal "x" and :global "x": (checker, node, location, name, once, optional)
+IncludeHook = Callable[["Checker", Command, str, str, bool, bool], None]
 
 
-@dataclass(frozen=True)
-class Spec:
-    ext: str | None = None
-    tags: dict[str, str | None] = field(default_factory=dict)  # tag -> argument kind
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # slot -> exclusive tags
-    positional: tuple[str, ...] = ()
-    # with "variables", an optional leading argument naming variables (imap4flags)
-    var_leading: str | None = None
-    tag_ext: dict[str, str] = field(default_factory=dict)
-
-
-_MATCH = {"match": MATCH_TYPES}
-_COMP = {"comparator": "string"}
-
-COMMANDS: dict[str, Spec] = {
-    "require": Spec(positional=("stringlist",)),
-    "if": Spec(),
-    "elsif": Spec(),
-    "else": Spec(),
-    "stop": Spec(),
-    "keep": Spec(tags={"flags": "stringlist"}, tag_ext={"flags": "imap4flags"}),
-    "discard": Spec(),
-    "fileinto": Spec(
-        ext="fileinto",
-        tags={"flags": "stringlist", "copy": None, "create": None},
-        positional=("string",),
-        tag_ext={"flags": "imap4flags", "copy": "copy", "create": "mailbox"},
-    ),
-    "redirect": Spec(tags={"copy": None}, positional=("string",), tag_ext={"copy": "copy"}),
-    "reject": Spec(ext="reject", positional=("string",)),
-    "ereject": Spec(ext="ereject", positional=("string",)),
-    "setflag": Spec(ext="imap4flags", positional=("stringlist",), var_leading="string"),
-    "addflag": Spec(ext="imap4flags", positional=("stringlist",), var_leading="string"),
-    "removeflag": Spec(ext="imap4flags", positional=("stringlist",), var_leading="string"),
-    "set": Spec(
-        ext="variables",
-        tags=dict.fromkeys(SET_MODIFIERS),
-        positional=("string", "string"),
-    ),
-    "vacation": Spec(
-        ext="vacation",
-        tags={
-            "days": "number",
-            "subject": "string",
-            "from": "string",
-            "addresses": "stringlist",
-            "mime": None,
-            "handle": "string",
-        },
-        positional=("string",),
-    ),
-}
-
-TESTS: dict[str, Spec] = {
-    "address": Spec(
-        tags=_COMP,
-        groups={**_MATCH, "part": ADDRESS_PARTS},
-        positional=("stringlist", "stringlist"),
-    ),
-    "envelope": Spec(
-        ext="envelope",
-        tags=_COMP,
-        groups={**_MATCH, "part": ADDRESS_PARTS},
-        positional=("stringlist", "stringlist"),
-    ),
-    "header": Spec(tags=_COMP, groups=_MATCH, positional=("stringlist", "stringlist")),
-    "exists": Spec(positional=("stringlist",)),
-    "size": Spec(groups={"size": ("over", "under")}, positional=("number",)),
-    "allof": Spec(),
-    "anyof": Spec(),
-    "not": Spec(),
-    "true": Spec(),
-    "false": Spec(),
-    "hasflag": Spec(
-        ext="imap4flags",
-        tags=_COMP,
-        groups=_MATCH,
-        positional=("stringlist",),
-        var_leading="stringlist",
-    ),
-    "mailboxexists": Spec(ext="mailbox", positional=("stringlist",)),
-    "body": Spec(
-        ext="body",
-        tags={**_COMP, "content": "stringlist"},
-        groups={**_MATCH, "transform": BODY_TRANSFORMS},
-        positional=("stringlist",),
-    ),
-    "string": Spec(
-        ext="variables", tags=_COMP, groups=_MATCH, positional=("stringlist", "stringlist")
-    ),
-}
-
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_ADDRESS = re.compile(r"[^\s@<>()\",;]+@[^\s@<>()\",;]+\Z")
-_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")
-
-
-def _err(message: str, node: Command | Test | Argument) -> SieveSyntaxError:
+def _error(message: str, node: Node | Argument) -> SieveSyntaxError:
     return SieveSyntaxError(message, node.line, node.column)
 
 
-def validate(commands: list[Command]) -> frozenset[str]:
-    """Check the whole script; returns the set of required extensions."""
-    requires: set[str] = set()
-    seen_other = False
-    for cmd in commands:
-        if cmd.name == "require":
-            if seen_other:
-                raise _err("require command must come before any other command", cmd)
-            _bind(cmd, COMMANDS["require"], requires, "command")
-            for ext in cmd.positional[0]:  # type: ignore[union-attr]
-                if ext not in SUPPORTED_EXTENSIONS:
-                    raise _err(f"require: unknown Sieve capability '{ext}'", cmd.args[0])
-                requires.add(ext)
-        else:
-            seen_other = True
-    ctx = _Context(frozenset(requires))
-    ctx.block(commands, top=True)
-    return frozenset(requires)
+class Checker:
+    """The state of one script's validation, and what an extension's ``check`` may ask."""
 
-
-class _Context:
-    def __init__(self, requires: frozenset[str]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        requires: frozenset[str],
+        include: IncludeHook | None = None,
+        limits: SieveLimits | None = None,
+    ) -> None:
+        self.registry = registry
+        self.limits = limits or SieveLimits()
+        # what required extensions do to every string first (encoded-character)
+        self.decoders = [d for name, d in registry.string_decoders.items() if name in requires]
         self.requires = requires
         self.variables = "variables" in requires
+        self.include = include
+        self.warnings: list[str] = []
+        self.globals: set[str] = set()  # names declared with the "global" command
+        self.locals: set[str] = set()  # names set or referenced as local variables
+        self.loop_names: list[str] = []  # foreverypart :name of the enclosing loops
+        self.loops = 0  # foreverypart loops around the node being checked
+
+    def has(self, extension: str) -> bool:
+        return extension in self.requires
+
+    def constant(self, s: str) -> bool:
+        """False when the string refers to a variable, so it is only known at run time."""
+        return not (self.variables and REFERENCE.search(s) is not None)
+
+    def error(self, message: str, node: Node | Argument) -> SieveSyntaxError:
+        return _error(message, node)
+
+    def warn(self, message: str, node: Node | Argument) -> None:
+        self.warnings.append(f"line {node.line}: {message}")
+
+    # --- blocks ------------------------------------------------------------------------
 
     def block(self, commands: list[Command], top: bool = False) -> None:
         prev: str | None = None
         for cmd in commands:
-            if cmd.name == "require":
-                if not top:
-                    raise _err("require command can only be used at the top level", cmd)
-                prev = cmd.name
-                continue
+            if cmd.name == "require" and not (top and prev in (None, "require")):
+                raise _error(
+                    "require command can only be placed at top level "
+                    "at the beginning of the file", cmd,
+                )
             if cmd.name in ("elsif", "else") and prev not in ("if", "elsif"):
-                raise _err(f"'{cmd.name}' must follow 'if' or 'elsif'", cmd)
-            self.command(cmd)
+                raise _error(f"{cmd.name} command must follow an if or elsif command", cmd)
+            self.node(cmd, "command")
             prev = cmd.name
 
-    def command(self, cmd: Command) -> None:
-        spec = COMMANDS.get(cmd.name)
-        if spec is None or (spec.ext and spec.ext not in self.requires):
-            raise _err(f"unknown command '{cmd.name}'", cmd)
-        if cmd.name in ("if", "elsif"):
-            if len(cmd.args) or len(cmd.tests) != 1:
-                raise _err(f"'{cmd.name}' needs exactly one test", cmd)
-            if cmd.block is None:
-                raise _err(f"'{cmd.name}' needs a block", cmd)
-            self.test(cmd.tests[0])
+    def node(self, node: Node, kind: str) -> None:
+        table = self.registry.commands if kind == "command" else self.registry.tests
+        spec = table.get(node.name)
+        if spec is None or (spec.ext is not None and not self.has(spec.ext)):
+            raise _error(f"unknown {kind} '{node.name}'", node)
+        self._shape(node, spec, kind)
+        for decode in self.decoders:
+            node.args = [_decoded(a, decode) for a in node.args]
+        bind(self, node, spec, kind)
+        if _takes_match(spec):
+            self._match(node)
+        self._note_variables(node)
+        if spec.check is not None:
+            spec.check(self, node)
+        for sub in node.tests:
+            self.node(sub, "test")
+        if isinstance(node, Command) and node.block is not None:
+            self._inner_block(node, spec)
+
+    def _inner_block(self, cmd: Command, spec: Spec) -> None:
+        assert cmd.block is not None
+        if not spec.loop:
             self.block(cmd.block)
             return
-        if cmd.name == "else":
-            if cmd.args or cmd.tests:
-                raise _err("'else' takes no arguments or tests", cmd)
-            if cmd.block is None:
-                raise _err("'else' needs a block", cmd)
+        self.loops += 1
+        self.loop_names.append(str(cmd.tags.get("name", "")))
+        try:
             self.block(cmd.block)
+        finally:
+            self.loops -= 1
+            self.loop_names.pop()
+
+    def _shape(self, node: Node, spec: Spec, kind: str) -> None:
+        """Sub-tests and block: what the command takes (sieve-validator.c's rules)."""
+        what = f"the {node.name} {kind}"
+        if spec.subtests == "none" and node.tests:
+            first = node.tests[0].name
+            if first in self.registry.tests:
+                raise _error(f"{what} accepts no sub-tests, but tests are specified", node)
+            if first in spec.tags:
+                raise _error(f"missing colon ':' before ':{first}' tag in {what}", node)
+            # "require "x" fileinto "A";" reads as a command followed by a test
+            raise _error(f"missing semicolon ';' after {what}", node)
+        if spec.subtests == "one" and (len(node.tests) != 1 or node.test_list):
+            found = "none is" if not node.tests else "a list of tests is"
+            raise _error(f"{what} requires one sub-test, but {found} specified", node)
+        if spec.subtests == "list" and not node.test_list:
+            found = "none is" if not node.tests else "a single test is"
+            raise _error(f"{what} requires a list of sub-tests, but {found} specified", node)
+        if not isinstance(node, Command):
             return
-        if cmd.block is not None:
-            raise _err(f"command '{cmd.name}' does not take a block", cmd)
-        if cmd.tests:
-            raise _err(f"command '{cmd.name}' does not take tests", cmd)
-        _bind(cmd, spec, self.requires, "command")
-        self.check_command(cmd)
+        if spec.block == "required" and node.block is None:
+            raise _error(f"{what} requires a command block, but it is missing", node)
+        if spec.block == "none" and node.block is not None:
+            raise _error(
+                f"{what} does not accept a command block, but one is specified anyway", node
+            )
 
-    def test(self, test: Test) -> None:
-        spec = TESTS.get(test.name)
-        if spec is None or (spec.ext and spec.ext not in self.requires):
-            raise _err(f"unknown test '{test.name}'", test)
-        if test.name in ("allof", "anyof"):
-            if test.args or not test.tests:
-                raise _err(f"'{test.name}' needs a list of tests", test)
-        elif test.name == "not":
-            if test.args or len(test.tests) != 1:
-                raise _err("'not' needs exactly one test", test)
-        elif test.tests:
-            raise _err(f"test '{test.name}' does not take tests", test)
-        for sub in test.tests:
-            self.test(sub)
-        _bind(test, spec, self.requires, "test")
-        self.check_test(test)
+    def _match(self, node: Node) -> None:
+        """Comparator and match type, checked together (sieve-match-types.c)."""
+        name = str(node.tags.get("comparator", "i;ascii-casemap"))
+        comparator = COMPARATORS.get(name)
+        if comparator is None or (
+            name not in BUILTIN_COMPARATORS and not self.has(f"comparator-{name}")
+        ):
+            raise _error(f"unknown comparator '{name}'", node)
+        match = node.tags.get("match", "is")
+        match_name, argument = match if isinstance(match, tuple) else (match, None)
+        match_type = self.registry.match_types[str(match_name)]
+        if match_type.substring and not comparator.substring:
+            raise _error(
+                f"the specified {name} comparator does not support sub-string matching "
+                f"as required by the :{match_name} match type", node,
+            )
+        keys = node.positional[-1] if node.positional else []
+        assert isinstance(keys, list)
+        if match_type.check is not None:
+            try:
+                match_type.check(comparator, argument, [k for k in keys if self.constant(k)])
+            except MatchError as e:
+                raise _error(str(e), node) from None
 
-    def _constant(self, s: str) -> bool:
-        # with "variables", a string holding ${...} is only known at run time
-        return not (self.variables and "${" in s)
-
-    def check_command(self, cmd: Command) -> None:
-        pos = cmd.positional
-        if cmd.name == "redirect":
-            addr = pos[0]
-            assert isinstance(addr, str)
-            if self._constant(addr) and not _ADDRESS.match(addr.strip().strip("<>")):
-                raise _err(f"specified redirect address '{addr}' is invalid", cmd)
-        elif cmd.name == "fileinto":
-            folder = pos[0]
-            assert isinstance(folder, str)
-            if not folder:
-                raise _err("fileinto: the folder name is empty", cmd)
-        elif cmd.name == "set":
-            name = pos[0]
-            assert isinstance(name, str)
-            if not _VAR_NAME.match(name):
-                raise _err(f"set: invalid variable name '{name}'", cmd)
-            levels = [SET_MODIFIERS[t] for t in cmd.tags]
-            if len(levels) != len(set(levels)):
-                raise _err("set: two modifiers of the same precedence", cmd)
-        elif cmd.name in ("setflag", "addflag", "removeflag") and len(pos) == 2:
-            name = pos[0]
-            assert isinstance(name, str)
-            if not _VAR_NAME.match(name):
-                raise _err(f"{cmd.name}: invalid variable name '{name}'", cmd)
-        elif cmd.name == "vacation":
-            sender = cmd.tags.get("from")
-            if (
-                isinstance(sender, str)
-                and self._constant(sender)
-                and not _ADDRESS.search(sender.replace(">", " ").replace("<", " ").strip())
-                and "@" not in sender
-            ):
-                raise _err(f"vacation: invalid :from address '{sender}'", cmd)
-
-    def check_test(self, test: Test) -> None:
-        comparator = test.tags.get("comparator")
-        if comparator is not None and comparator not in COMPARATORS:
-            raise _err(f"unknown comparator '{comparator}'", test)
-        if test.name == "address":
-            for name in test.positional[0]:  # type: ignore[union-attr]
-                if self._constant(name) and name.lower() not in ADDRESS_HEADERS:
-                    raise _err(
-                        f"specified header '{name}' is not allowed for the address test", test
-                    )
-        if test.name in ("address", "header", "exists"):
-            for name in test.positional[0]:  # type: ignore[union-attr]
-                if self._constant(name) and not _HEADER_NAME.match(name):
-                    raise _err(f"invalid header name '{name}'", test)
-        if test.name == "envelope":
-            for part in test.positional[0]:  # type: ignore[union-attr]
-                if self._constant(part) and part.lower() not in ("from", "to"):
-                    raise _err(f"specified envelope part '{part}' is not supported", test)
-        if test.name == "size" and "size" not in test.tags:
-            raise _err("size test needs :over or :under", test)
-        if test.name == "hasflag" and len(test.positional) == 2:
-            for name in test.positional[0]:  # type: ignore[union-attr]
-                if not _VAR_NAME.match(name):
-                    raise _err(f"hasflag: invalid variable name '{name}'", test)
+    def _note_variables(self, node: Node) -> None:
+        if not self.variables:
+            return
+        for arg in node.args:
+            if isinstance(arg, StringList):
+                for value in arg.values:
+                    for m in REFERENCE.finditer(value):
+                        ref = m.group(1).lower()
+                        if not ref.isdigit() and "." not in ref and ref not in self.globals:
+                            self.locals.add(ref)
 
 
-def _bind(node: Command | Test, spec: Spec, requires: frozenset[str] | set[str], kind: str) -> None:
+def _decoded(arg: Argument, decode: StringDecoder) -> Argument:
+    if not isinstance(arg, StringList):
+        return arg
+    try:
+        values = tuple(decode(v) for v in arg.values)
+    except ValueError as e:
+        raise _error(str(e), arg) from None
+    return StringList(values, arg.is_list, arg.line, arg.column)
+
+
+def _takes_match(spec: Spec) -> bool:
+    return "comparator" in spec.tags or any(t.slot == "match" for t in spec.tags.values())
+
+
+def bind(checker: Checker, node: Node, spec: Spec, kind: str) -> None:
     """Sort arguments into tags and positional values, checking every one of them."""
     tags: dict[str, object] = {}
-    positional: list[object] = []
     args = node.args
     i = 0
-    slot_of = {t: slot for slot, names in spec.groups.items() for t in names}
-    while i < len(args):
-        arg = args[i]
-        if not isinstance(arg, Tag):
-            break
-        name = arg.name
-        need = spec.tag_ext.get(name) or _TAG_EXTENSION.get(name)
-        if name in slot_of:
-            slot = slot_of[name]
-            if need and need not in requires:
-                raise _err(f"unknown tagged argument ':{name}' for {kind} '{node.name}'", arg)
-            if slot in tags:
-                raise _err(
-                    f"{kind} '{node.name}' takes only one of :{'/:'.join(spec.groups[slot])}", arg
-                )
-            if slot == "transform" and name == "content":
-                i += 1
-                value = _take(args, i, "stringlist", node, arg)
-                tags[slot] = ("content", value)
-            else:
-                tags[slot] = name
-            i += 1
+    while i < len(args) and isinstance(args[i], Tag):
+        tag = args[i]
+        assert isinstance(tag, Tag)
+        tdef = spec.tags.get(tag.name)
+        if tdef is None or (tdef.ext is not None and not checker.has(tdef.ext)):
+            raise _error(f"unknown tagged argument ':{tag.name}' for the {node.name} {kind}", tag)
+        key = tdef.slot or tag.name
+        if key in tags:
+            raise _error(
+                f"encountered duplicate :{tag.name} argument for the {node.name} {kind}", tag
+            )
+        i += 1
+        if tdef.arg is None:
+            tags[key] = tag.name if tdef.slot else True
             continue
-        if name not in spec.tags or (need and need not in requires):
-            raise _err(f"unknown tagged argument ':{name}' for {kind} '{node.name}'", arg)
-        if name in tags:
-            raise _err(f"tagged argument ':{name}' given twice", arg)
-        argkind = spec.tags[name]
-        if argkind is None:
-            tags[name] = True
-            i += 1
-        else:
-            i += 1
-            tags[name] = _take(args, i, argkind, node, arg)
-            i += 1
+        value = _take(args, i, tdef.arg, node, tag)
+        i += 1
+        tags[key] = (tag.name, value) if tdef.slot else value
     rest = args[i:]
     for extra in rest:
         if isinstance(extra, Tag):
-            raise _err(f"tagged argument ':{extra.name}' must come before the others", extra)
+            raise _error(
+                f"encountered an unexpected tagged argument ':{extra.name}' while validating "
+                f"positional arguments for the {node.name} {kind}", extra,
+            )
     kinds = list(spec.positional)
-    if spec.var_leading and "variables" in requires and len(rest) == len(kinds) + 1:
+    if spec.var_leading and checker.variables and len(rest) == len(kinds) + 1:
         kinds.insert(0, spec.var_leading)
-    if len(rest) != len(kinds):
-        raise _err(
-            f"{kind} '{node.name}' expects {len(kinds)} positional argument(s), got {len(rest)}",
-            node,
+    if len(kinds) <= len(rest) <= len(kinds) + len(spec.optional):
+        kinds += spec.optional[: len(rest) - len(kinds)]
+    else:
+        raise _error(
+            f"the {node.name} {kind} requires {len(kinds)} positional argument(s), "
+            f"but {len(rest)} is/are specified", node,
         )
-    for j, want in enumerate(kinds):
-        positional.append(_take(rest, j, want, node, node))
     node.tags = tags
-    node.positional = positional
+    node.positional = [_take(rest, j, want, node, node) for j, want in enumerate(kinds)]
 
 
-def _take(
-    args: list[Argument], i: int, want: str, node: Command | Test, at: Command | Test | Argument
-) -> object:
+def _take(args: list[Argument], i: int, want: str, node: Node, at: Node | Argument) -> object:
     if i >= len(args):
-        raise _err(f"missing {want} argument in '{node.name}'", at)
+        raise _error(f"missing {want} argument for the {node.name} command", at)
     arg = args[i]
     if want == "number":
-        if not isinstance(arg, Number):
-            raise _err(f"'{node.name}' expects a number here", arg)
+        if not isinstance(arg, NumberArg):
+            raise _error(f"the {node.name} command expects a number here", arg)
         return arg.value
     if not isinstance(arg, StringList):
-        raise _err(f"'{node.name}' expects a {want} here", arg)
+        raise _error(f"the {node.name} command expects a {want} here", arg)
     if want == "string":
         if arg.is_list:
-            raise _err(f"'{node.name}' expects a string, not a string list", arg)
+            raise _error(f"the {node.name} command expects a string, not a string list", arg)
         return arg.values[0]
     return list(arg.values)
+
+
+def validate(
+    commands: list[Command],
+    registry: Registry,
+    include: IncludeHook | None = None,
+    limits: SieveLimits | None = None,
+) -> Checker:
+    """Check the whole script; returns the checker (requires, warnings, global names)."""
+    requires: set[str] = set()
+    bootstrap = Checker(registry, frozenset(), include, limits)
+    for cmd in commands:
+        if cmd.name != "require":
+            break
+        bootstrap.node(cmd, "command")
+        for capability in cmd.positional[0]:  # type: ignore[union-attr]
+            if capability not in registry.capabilities:
+                raise _error(f"require command: unknown Sieve capability '{capability}'",
+                             cmd.args[0])
+            requires.add(capability)
+    checker = Checker(registry, frozenset(requires), include, limits)
+    checker.block(commands, top=True)
+    return checker

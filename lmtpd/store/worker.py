@@ -58,6 +58,11 @@ class Workers:
         """Run `fn` on the index thread (anything that touches SQLite)."""
         return _run_in(self._db, functools.partial(fn, *args, **kwargs))
 
+    def db_from_pool(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """From a thread of another pool (never the event loop, never the index thread):
+        run `fn` on the index thread and wait for it."""
+        return self._db.submit(fn, *args, **kwargs).result()
+
     def io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run `fn` in the disk pool (Maildir writes, fsync, reads, Sieve)."""
         return _run_in(self._io, functools.partial(fn, *args, **kwargs))

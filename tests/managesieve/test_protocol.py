@@ -10,7 +10,7 @@ from lmtpd.managesieve import operations as op
 from lmtpd.managesieve import protocol
 from lmtpd.managesieve.protocol import Capabilities, Connection, Failure, LoginFailure, Result
 from lmtpd.scripts import sieve_capability
-from lmtpd.sieve.validator import SUPPORTED_EXTENSIONS
+from lmtpd.sieve import SUPPORTED_EXTENSIONS
 
 PLAIN = base64.b64encode(b"\0alice@example.org\0secret").decode()
 

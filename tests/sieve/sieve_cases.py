@@ -591,3 +591,8 @@ c("odd-invalid-b64", 'if header :matches "subject" "*" { fileinto "${1}"; }', "o
 c("odd-tabs", 'if header :is "x-tab" "value\twith\ttabs" { fileinto "Hit"; }', "odd")
 c("odd-8bit", 'if header :contains "x-8bit" "crème" { fileinto "Hit"; }', "odd")
 c("odd-missing-is-empty", 'if header :is "x-missing" "" { fileinto "Hit"; }', "odd")
+
+# --- the extensions beyond the base, and the compiler's strictness -----------------------
+from sieve_cases_more import CASES as _MORE  # noqa: E402
+
+CASES.extend(_MORE)

@@ -210,3 +210,49 @@ Message-ID: <odd-1@example.com>
 odd
 """
 MESSAGES["odd"] = ODD
+
+MESSAGES["nomsgid"] = b"""From: sender@example.com
+To: user@example.org
+Subject: no message id
+
+body
+"""
+
+MESSAGES["dated"] = b"""Received: from relay.example.net by mx.example.org;
+ Tue, 31 Dec 2024 23:30:05 -0800
+Received: from client.example.com by relay.example.net; Tue, 31 Dec 2024 22:59:59 -0900 (AKST)
+Received: no date here
+Date: Wed, 1 Jan 2025 07:15:00 +0530
+Resent-Date: 29 Feb 2024 12:00 GMT
+X-Bad-Date: yesterday at noon
+X-Count: 10
+X-Count: 9
+X-Count: 100
+From: sender@example.com
+To: user@example.org
+Subject: dates
+Message-ID: <dated-1@example.com>
+
+body
+"""
+
+MESSAGES["crlf"] = (
+    b"From: sender@example.com\r\nTo: user@example.org\r\nSubject: crlf message\r\n"
+    b"Message-ID: <crlf-1@example.com>\r\n\r\nbody line\r\n"
+)
+
+MESSAGES["mimeparams"] = b"""From: sender@example.com
+To: user@example.org
+Subject: parameters
+MIME-Version: 1.0
+Content-Type: Multipart/Mixed ; boundary="b1"; name*0="a b"; name*1=c; x=1; X=2
+Content-Disposition: Inline; filename=whole.txt
+Message-ID: <params-1@example.com>
+
+--b1
+Content-Type: text/plain; charset=ISO-8859-1
+X-Part: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=
+
+hello
+--b1--
+"""

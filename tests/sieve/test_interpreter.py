@@ -10,15 +10,15 @@ import lmtpd.sieve as sieve
 from lmtpd.sieve import (
     Discard,
     Envelope,
+    FileInto,
     MessageContext,
     Redirect,
     Reject,
     SieveResult,
-    Store,
     Vacation,
     actions_to_json,
+    compile,
     evaluate,
-    parse,
     run_scripts,
 )
 
@@ -30,12 +30,12 @@ ENV = Envelope("sender@example.com", "user+tag@example.org", "user@example.org")
 
 
 def run(text: str, raw: bytes = RAW, **kw: object) -> SieveResult:
-    return evaluate(parse(text), MessageContext.from_bytes(raw), ENV, **kw)  # type: ignore[arg-type]
+    return evaluate(compile(text), MessageContext.from_bytes(raw), ENV, **kw)  # type: ignore[arg-type]
 
 
 def test_public_api_names() -> None:
     for name in [
-        "parse",
+        "compile",
         "SieveSyntaxError",
         "Script",
         "SieveLimits",
@@ -44,7 +44,7 @@ def test_public_api_names() -> None:
         "evaluate",
         "run_scripts",
         "SieveResult",
-        "Store",
+        "FileInto",
         "Discard",
         "Reject",
         "Redirect",
@@ -56,7 +56,7 @@ def test_public_api_names() -> None:
 
 def test_implicit_keep_and_json() -> None:
     result = run("")
-    assert result.actions == [Store("INBOX", ())] and result.errors == []
+    assert result.actions == [FileInto("INBOX", ())] and result.errors == []
     assert actions_to_json(result.actions) == {
         "actions": [{"type": "store", "folder": "INBOX", "flags": []}]
     }
@@ -64,7 +64,7 @@ def test_implicit_keep_and_json() -> None:
 
 def test_json_of_every_action() -> None:
     actions = [
-        Store("Lists/python", ("\\Seen",)),
+        FileInto("Lists/python", ("\\Seen",)),
         Discard(),
         Reject("no", extended=True),
         Redirect("a@example.net"),
@@ -93,18 +93,18 @@ def test_reject_and_ereject() -> None:
 
 def test_reject_with_keep_is_a_runtime_error() -> None:
     result = run('require "reject"; keep; reject "no";')
-    assert result.actions == [Store("INBOX", ())]
+    assert result.actions == [FileInto("INBOX", ())]
     assert result.errors and "reject" in result.errors[0]
 
 
 def test_keep_and_fileinto_inbox_store_once() -> None:
     result = run('require "fileinto"; keep; fileinto "INBOX"; fileinto "inbox";')
-    assert result.actions == [Store("INBOX", ())]
+    assert result.actions == [FileInto("INBOX", ())]
 
 
 def test_flags_on_implicit_keep() -> None:
     result = run('require "imap4flags"; addflag "\\\\Seen"; addflag "\\\\Flagged";')
-    assert result.actions == [Store("INBOX", ("\\Seen", "\\Flagged"))]
+    assert result.actions == [FileInto("INBOX", ("\\Seen", "\\Flagged"))]
 
 
 def test_fileinto_create_and_mailboxexists_callback() -> None:
@@ -119,7 +119,7 @@ def test_fileinto_create_and_mailboxexists_callback() -> None:
         'if mailboxexists "Archive" { fileinto :create "Archive/2024"; }'
     )
     result = run(text, mailbox_exists=exists)
-    assert result.actions == [Store("Archive/2024", (), True)]
+    assert result.actions == [FileInto("Archive/2024", (), True)]
     assert seen == ["Archive"]
 
 
@@ -128,11 +128,11 @@ def test_subaddress_from_envelope() -> None:
         'require ["envelope", "subaddress", "variables", "fileinto"];'
         'if envelope :detail :matches "to" "*" { fileinto "plus/${1}"; }'
     )
-    assert run(text).actions == [Store("plus/tag", ())]
+    assert run(text).actions == [FileInto("plus/tag", ())]
 
 
 def test_null_sender_envelope() -> None:
-    script = parse('require "envelope"; if envelope :is "from" "" { discard; }')
+    script = compile('require "envelope"; if envelope :is "from" "" { discard; }')
     msg = MessageContext.from_bytes(RAW)
     result = evaluate(script, msg, Envelope("", "user@example.org", "user@example.org"))
     assert result.actions == [Discard()]
@@ -145,51 +145,51 @@ def test_crlf_and_lf_messages_agree() -> None:
 
 def test_headers_only_until_body_test() -> None:
     msg = MessageContext.from_bytes(RAW)
-    evaluate(parse('if header :contains "subject" "spam" { discard; }'), msg, ENV)
+    evaluate(compile('if header :contains "subject" "spam" { discard; }'), msg, ENV)
     assert "parsed" not in msg.__dict__
-    evaluate(parse('require "body"; if body :contains "hi" { discard; }'), msg, ENV)
+    evaluate(compile('require "body"; if body :contains "hi" { discard; }'), msg, ENV)
     assert "parsed" in msg.__dict__
 
 
-BEFORE_SPAM = parse(
+BEFORE_SPAM = compile(
     'require ["fileinto"]; if header :is "x-spam-flag" "yes" { fileinto "Junk"; stop; }'
 )
-BEFORE_FLAG = parse('require ["imap4flags", "fileinto", "copy"]; fileinto :copy "Audit";')
-USER = parse('require "fileinto"; fileinto "User";')
+BEFORE_FLAG = compile('require ["imap4flags", "fileinto", "copy"]; fileinto :copy "Audit";')
+USER = compile('require "fileinto"; fileinto "User";')
 
 
 def test_run_scripts_before_cancels_keep_user_skipped() -> None:
     msg = MessageContext.from_bytes(RAW)
     result = run_scripts(BEFORE_SPAM, USER, msg, ENV)
-    assert result.actions == [Store("Junk", ())]
+    assert result.actions == [FileInto("Junk", ())]
 
 
 def test_run_scripts_user_runs_when_keep_in_force() -> None:
     ham = RAW.replace(b"X-Spam-Flag: YES", b"X-Spam-Flag: NO")
     result = run_scripts(BEFORE_SPAM, USER, MessageContext.from_bytes(ham), ENV)
-    assert result.actions == [Store("User", ())]
+    assert result.actions == [FileInto("User", ())]
 
 
 def test_run_scripts_both_actions_are_carried_out() -> None:
     result = run_scripts(BEFORE_FLAG, USER, MessageContext.from_bytes(RAW), ENV)
-    assert result.actions == [Store("Audit", ()), Store("User", ())]
-    keep_user = parse("keep;")
+    assert result.actions == [FileInto("Audit", ()), FileInto("User", ())]
+    keep_user = compile("keep;")
     result = run_scripts(BEFORE_FLAG, keep_user, MessageContext.from_bytes(RAW), ENV)
-    assert result.actions == [Store("Audit", ()), Store("INBOX", ())]
+    assert result.actions == [FileInto("Audit", ()), FileInto("INBOX", ())]
 
 
 def test_run_scripts_user_error_keeps_before_actions() -> None:
-    bad = parse('require ["reject"]; keep; reject "x";')
+    bad = compile('require ["reject"]; keep; reject "x";')
     result = run_scripts(BEFORE_FLAG, bad, MessageContext.from_bytes(RAW), ENV)
-    assert result.actions == [Store("Audit", ()), Store("INBOX", ())]
+    assert result.actions == [FileInto("Audit", ()), FileInto("INBOX", ())]
     assert result.errors
 
 
 def test_run_scripts_with_missing_scripts() -> None:
     msg = MessageContext.from_bytes(RAW)
-    assert run_scripts(None, None, msg, ENV).actions == [Store("INBOX", ())]
-    assert run_scripts(None, USER, msg, ENV).actions == [Store("User", ())]
-    assert run_scripts(BEFORE_SPAM, None, msg, ENV).actions == [Store("Junk", ())]
+    assert run_scripts(None, None, msg, ENV).actions == [FileInto("INBOX", ())]
+    assert run_scripts(None, USER, msg, ENV).actions == [FileInto("User", ())]
+    assert run_scripts(BEFORE_SPAM, None, msg, ENV).actions == [FileInto("Junk", ())]
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lmtpd.sieve import SieveSyntaxError, parse
-from lmtpd.sieve.parser import Command
+from lmtpd.sieve import SieveSyntaxError, compile
+from lmtpd.sieve.ast import Command
 
 
 def first(text: str) -> Command:
-    return parse(text).commands[-1]
+    return compile(text).commands[-1]
 
 
 def test_strings_escapes_and_lists() -> None:
@@ -32,19 +32,19 @@ def test_numbers_with_quantifiers() -> None:
 
 
 def test_comments_and_nesting() -> None:
-    script = parse("# hash\n/* block\ncomment */ if true { if false { stop; } }")
+    script = compile("# hash\n/* block\ncomment */ if true { if false { stop; } }")
     outer = script.commands[0]
     assert outer.block is not None and outer.block[0].name == "if"
 
 
 def test_requires_are_collected() -> None:
-    script = parse('require ["fileinto", "copy"]; require "variables";')
+    script = compile('require ["fileinto", "copy"]; require "variables";')
     assert script.requires == {"fileinto", "copy", "variables"}
 
 
 def test_fifteen_levels_of_nesting_are_supported() -> None:
-    parse("if true {" * 15 + "keep;" + "}" * 15)
-    parse("if " + "not " * 15 + "true { keep; }")
+    compile("if true {" * 15 + "keep;" + "}" * 15)
+    compile("if " + "not " * 15 + "true { keep; }")
 
 
 def test_error_str_format() -> None:
@@ -77,11 +77,30 @@ def test_error_str_format() -> None:
         ('if header :is :comparator "i;bogus" "a" "b" {}', 1, 4, "comparator"),
         ("text:\nfoo\n", 1, 1, "unterminated multi-line string"),
         ("stop; @", 1, 7, "unexpected character"),
+        ('require "fileinto" fileinto "A";', 1, 1, "missing semicolon ';' after"),
+        ('require "fileinto";\n\n  fileinto "A"\n  keep;', 3, 3, "missing semicolon"),
+        ('require ["fileinto", "copy"];\nfileinto copy "A";', 2, 1, "missing colon"),
+        ('keep;\n keep "INBOX";', 2, 2, "requires 0 positional argument(s), but 1"),
+        ("keep;\nstop { }", 2, 1, "does not accept a command block"),
+        ("discard true;", 1, 1, "accepts no sub-tests"),
+        ("if (true) { keep; }", 1, 1, "requires one sub-test, but a list of tests"),
+        ("if allof true { keep; }", 1, 4, "requires a list of sub-tests"),
+        ("if true { keep; } else true { }", 1, 19, "accepts no sub-tests"),
+        ("if true;", 1, 1, "requires a command block"),
+        ('require "duplicate";\nif duplicate :header "a" :uniqueid "b" {}', 2, 4,
+         "conflicting :header and :uniqueid"),
+        ('require ["regex"];\nif header :regex "s" "a{2,1}" {}', 2, 4, "invalid regular"),
+        ('require "relational";\nif header :count "more" "s" "1" {}', 2, 4, '"more" was found'),
+        ('require "index";\nif header :index 0 "s" "1" {}', 2, 4, "cannot be zero"),
+        ('require ["mime"];\nif header :type "content-type" "text" {}', 2, 4, "without the :mime"),
+        ('require ["foreverypart"];\nforeverypart { }\nbreak;', 3, 1, "not placed inside"),
+        ('require ["encoded-character", "reject"];\nkeep;\nreject "${unicode:DFFF}";', 3, 8,
+         "invalid unicode character"),
     ],
 )
 def test_error_positions(text: str, line: int, column: int, fragment: str) -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse(text)
+        compile(text)
     err = info.value
     assert fragment in err.message
     assert (err.line, err.column) == (line, column), str(err)
@@ -90,22 +109,29 @@ def test_error_positions(text: str, line: int, column: int, fragment: str) -> No
 
 def test_column_counts_characters_not_bytes() -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse('if header :is "subject" "ü€é" { keep; } frob;')
+        compile('if header :is "subject" "ü€é" { keep; } frob;')
     assert info.value.column == 41
 
 
 def test_invalid_utf8_is_refused_with_position() -> None:
     with pytest.raises(SieveSyntaxError) as info:
-        parse(b"keep;\n# \xff\n")
+        compile(b"keep;\n# \xff\n")
     assert (info.value.line, info.value.column) == (2, 3)
 
 
 def test_extension_tags_need_their_require() -> None:
     with pytest.raises(SieveSyntaxError, match="':flags'"):
-        parse('keep :flags "\\\\Seen";')
+        compile('keep :flags "\\\\Seen";')
     with pytest.raises(SieveSyntaxError, match="':detail'"):
-        parse('if address :detail "to" "x" { keep; }')
-    parse(
+        compile('if address :detail "to" "x" { keep; }')
+    compile(
         'require ["imap4flags", "subaddress"]; keep :flags "\\\\Seen";'
         'if address :detail "to" "x" { keep; }'
     )
+
+
+def test_warnings_do_not_stop_a_script() -> None:
+    script = compile('require ["date", "duplicate"]; if date :zone "CET" "date" "year" "2024" {} '
+                     'if duplicate :seconds 9999999 {} if header "bad name" "x" {}')
+    assert len(script.warnings) == 3
+    assert all(w.startswith("line 1: ") for w in script.warnings)

@@ -15,13 +15,13 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from lmtpd.sieve import (
     REDIRECT_HEADER,
     Envelope,
+    FileInto,
     MessageContext,
     Redirect,
-    Store,
     SubmissionError,
     SubmissionUnavailable,
+    compile,
     evaluate,
-    parse,
     prepare_redirect,
     send_message,
 )
@@ -137,7 +137,7 @@ def test_prepare_redirect_adds_marker_keeping_line_ends() -> None:
 
 def test_redirect_loop_is_broken() -> None:
     env = Envelope("a@example.com", "user@example.org", "user@example.org")
-    script = parse('redirect "fwd@example.net";')
+    script = compile('redirect "fwd@example.net";')
     first = evaluate(script, MessageContext.from_bytes(RAW), env)
     assert first.actions == [Redirect("fwd@example.net", False)]
     # the copy comes back (e.g. fwd@ redirects to us): it must not go out again
@@ -146,14 +146,14 @@ def test_redirect_loop_is_broken() -> None:
     assert again.actions == [] and not again.errors
     # other targets still work, and :copy keeps the message
     other = evaluate(
-        parse('redirect "FWD@example.net"; redirect "x@example.net";'),
+        compile('redirect "FWD@example.net"; redirect "x@example.net";'),
         MessageContext.from_bytes(looped),
         env,
     )
     assert other.actions == [Redirect("x@example.net", False)]
     copy = evaluate(
-        parse('require "copy"; redirect :copy "fwd@example.net";'),
+        compile('require "copy"; redirect :copy "fwd@example.net";'),
         MessageContext.from_bytes(looped),
         env,
     )
-    assert copy.actions == [Store("INBOX", ())]
+    assert copy.actions == [FileInto("INBOX", ())]

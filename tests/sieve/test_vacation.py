@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from lmtpd.sieve import Envelope, MessageContext, Vacation, build_vacation_reply, evaluate, parse
+from lmtpd.sieve import Envelope, MessageContext, Vacation, build_vacation_reply, compile, evaluate
 from lmtpd.sieve.vacation import clamp_days, default_handle, refusal
 
 USER = "user@example.org"
@@ -29,7 +29,7 @@ def vacation_of(
     sender: str = "sender@example.com",
     recipient: str = USER,
 ) -> Vacation | None:
-    script_obj = parse('require "vacation";' + script)
+    script_obj = compile('require "vacation";' + script)
     result = evaluate(script_obj, MessageContext.from_bytes(raw), Envelope(sender, recipient, USER))
     assert not result.errors
     found = [a for a in result.actions if isinstance(a, Vacation)]

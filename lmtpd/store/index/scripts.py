@@ -34,6 +34,12 @@ class ScriptQueries(Database):
         )
         return [ScriptRow(r[0], bool(r[1]), r[2], r[3]) for r in rows]
 
+    def personal_scripts(self, mailbox_id: int) -> dict[str, str]:
+        """Every script of a mailbox by name, with its text: what `include :personal` reads."""
+        rows = self.conn.execute(
+            "SELECT name, script FROM sieve_scripts WHERE mailbox_id = ?", (mailbox_id,))
+        return {name: text for name, text in rows}
+
     def sieve_script(self, mailbox_id: int, name: str | None) -> ScriptRow | None:
         """One script with its text; `name` None means the active one."""
         where, args = ("active = 1", ()) if name is None else ("name = ?", (name,))

@@ -5,7 +5,11 @@ from __future__ import annotations
 import email.message
 import re
 
-from .message import MessageContext
+from ..ast import Test
+from ..message import MessageContext
+from ..runtime import Runtime
+from ..spec import Extension, Spec, TagDef
+from .core import MATCHING
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -63,3 +67,29 @@ def body_texts(msg: MessageContext, transform: object) -> list[str]:
         elif ctype.startswith("text/"):
             texts.append(_decoded(part))
     return texts
+
+
+def _run(rt: Runtime, t: Test) -> bool:
+    transform = t.tags.get("transform", "text")
+    if isinstance(transform, tuple):
+        transform = (transform[0], rt.sl(transform[1]))
+    values = body_texts(rt.msg, transform)
+    # the body test never sets match variables (RFC 5173 5)
+    return rt.match(t, values, rt.sl(t.positional[0]), set_vars=False)
+
+
+BODY = Extension(
+    "body",
+    tests=(
+        Spec(
+            "body", "test", ext="body",
+            tags={
+                **MATCHING,
+                "raw": TagDef(slot="transform"),
+                "text": TagDef(slot="transform"),
+                "content": TagDef("stringlist", slot="transform"),
+            },
+            positional=("stringlist",), run=_run,
+        ),
+    ),
+)
