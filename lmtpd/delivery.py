@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -52,7 +53,6 @@ class Transaction:
     lhlo: str = "localhost"
     id: str = field(default_factory=new_transaction_id)
     too_big: bool = False
-    line_too_long: bool = False
     spool_failed: bool = False
     # Recipients refused at RCPT time, for the trace.
     refused: list[tuple[str, Reply]] = field(default_factory=list)
@@ -80,6 +80,7 @@ class Outcome:
     recipient: str
     reply: Reply
     stage: str = "data"
+    original_to: str = ""  # the X-Original-To of its copies
     copies: list[Copy] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     note: str = ""
@@ -98,22 +99,41 @@ class Outcome:
             "mailboxes": ",".join(dict.fromkeys(c.mailbox for c in self.copies)),
             "files": json.dumps([f"{c.mailbox} {c.folder} {c.file}" for c in self.copies]),
             "actions": json.dumps(self.actions), "seconds": round(self.seconds, 6),
+            "original_to": self.original_to,
         }
 
 
-def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str) -> bytes:
+def received_header(sender: str, rcpt: str, lhlo: str, hostname: str, txid: str,
+                    original: str) -> bytes:
+    """The fields on top of each copy. The addresses hold no CR, LF or NUL (refused at MAIL and
+    RCPT by lmtpd.lmtp, in ORCPT by lmtpd.dsn), so none can start a field of its own."""
     lhlo = "".join(c for c in lhlo if 0x21 <= ord(c) < 0x7F)[:MAX_LHLO_IN_HEADER] or "unknown"
     date = email.utils.formatdate(localtime=True)
     return (
         f"Return-Path: <{sender}>\n"
         f"Delivered-To: {rcpt}\n"
+        f"X-Original-To: {original}\n"
         f"Received: from {lhlo} by {hostname} (lmtpd) with LMTP id {txid} for <{rcpt}>; {date}\n"
     ).encode("utf-8", "surrogateescape")
 
 
+def original_to_field(original: str) -> bytes:
+    """X-Original-To as Sieve sees it at delivery: the one header field of those delivery puts
+    on top that is the message's rather than the envelope's (a replay over stored copies
+    keeps it too, lmtpd.replay)."""
+    return f"X-Original-To: {original}\n".encode("utf-8", "surrogateescape")
+
+
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
 def delivered_to_set(header_bytes: bytes) -> set[str]:
+    """The addresses of the message's Delivered-To: fields, lower case, unfolded first
+    (RFC 5322 §2.2.3): a folded one names its recipient as surely as a one-line one."""
+    if b"delivered-to:" not in header_bytes.lower():
+        return set()
     found = set()
-    for line in header_bytes.split(b"\n"):
+    for line in _FOLD.sub(b"", header_bytes).split(b"\n"):
         if line[:13].lower() == b"delivered-to:":
             value = line[13:].strip().decode("ascii", "replace").strip("<>").lower()
             found.add(value)
@@ -167,7 +187,7 @@ class Deliverer:
         """One reply per recipient, in order."""
         meta = MessageMeta()
         seen_before: set[str] = set()
-        if not (tx.too_big or tx.line_too_long or tx.spool_failed):
+        if not (tx.too_big or tx.spool_failed):
             header_bytes = tx.body.header_bytes()
             meta = parse_meta(header_bytes)
             seen_before = delivered_to_set(header_bytes)
@@ -188,11 +208,10 @@ class Deliverer:
     async def _deliver_one(self, tx: Transaction, recipient: Recipient, meta: MessageMeta,
                            seen_before: set[str]) -> Outcome:
         started = time.monotonic()
-        outcome = Outcome(recipient.address, status.temporary_failure())
+        outcome = Outcome(recipient.address, status.temporary_failure(),
+                          original_to=recipient.original or recipient.address)
         if tx.too_big:
             outcome.reply = status.too_big(self.config.lmtp.max_message_size)
-        elif tx.line_too_long:
-            outcome.reply = status.line_too_long()
         elif tx.spool_failed:
             outcome.reply = status.temporary_failure("cannot spool the message")
         else:
@@ -225,7 +244,7 @@ class Deliverer:
                                   meta: MessageMeta, outcome: Outcome,
                                   detail: str | None = None) -> Reply:
         mailbox = target.mailbox
-        plan = await self._filter(tx, rcpt, target)
+        plan = await self._filter(tx, rcpt, target, outcome.original_to)
         if self.config.lmtp.detail_folder:
             plan.file_by_detail(detail)
         outcome.actions.extend(plan.describe())
@@ -240,7 +259,8 @@ class Deliverer:
                                                  tx.sender, mailbox, meta.message_id, redirect)
             if reply is not None:
                 return reply
-        prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id)
+        prefix = received_header(tx.sender, rcpt, tx.lhlo, self.config.hostname, tx.id,
+                                 outcome.original_to)
         for number, action in enumerate(plan.stores):
             body = tx.body if action.message is None else Spool.from_bytes(action.message)
             stored = await self.copies.store_copy(CopyRequest(
@@ -265,7 +285,8 @@ class Deliverer:
             return status.discarded(rcpt)
         return status.delivered(rcpt)
 
-    async def _filter(self, tx: Transaction, rcpt: str, target: Target) -> FilterPlan:
+    async def _filter(self, tx: Transaction, rcpt: str, target: Target,
+                      original: str) -> FilterPlan:
         if not target.script and self.sieve.before is None:
             return FilterPlan.keep()
         mailbox = target.mailbox
@@ -279,7 +300,8 @@ class Deliverer:
 
         def run() -> FilterPlan:
             return FilterPlan.from_result(sieve.run(
-                target.script, tx.message_bytes(), sender=tx.sender, recipient=rcpt,
+                target.script, original_to_field(original) + tx.message_bytes(),
+                sender=tx.sender, recipient=rcpt,
                 mailbox_address=mailbox.address,
                 mailbox_exists=lambda folder: store.folder_exists(mailbox, folder),
                 personal=target.personal.get if target.personal else None, seen=seen,

@@ -8,6 +8,7 @@ itself, streaming it into a Spool, and always answers one line per accepted reci
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 from collections.abc import Callable
@@ -16,22 +17,41 @@ from email.errors import HeaderParseError
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import Envelope, Session, syntax
 
-from lmtpd import logs, metrics, status
+from lmtpd import dsn, logs, metrics, status
 from lmtpd.config import Config
+from lmtpd.data_reader import DataReader
 from lmtpd.delivery import Deliverer, Recipient, Transaction
 from lmtpd.spool import Spool
 
 log = logging.getLogger("lmtpd.lmtp")
 
-# RFC 5321 §4.5.3.1.6: 998 octets + CRLF, plus one for a transparency dot.
-LINE_LIMIT = 1001
+# Longest command line (LHLO, MAIL, RCPT, ...) without its CRLF; a longer one gets
+# 500 5.5.2 and the session goes on. RFC 5321 §4.5.3.1.4 allows 512 plus what extensions
+# add; DSN's ORCPT= alone may take 500 more.
+COMMAND_LINE_LIMIT = 4096
 # A path in its plain form: <dot-atom@domain>, then the parameters after spaces.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(
     rf"[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*(.*)\Z",
     re.DOTALL)
+_PATH_BREAK = re.compile("[\r\n\x00]")
+
+
+def path_refusal(address: str, smtputf8: bool) -> status.Reply | None:
+    """Why a MAIL or RCPT path cannot be taken, or None: a non-ASCII one needs SMTPUTF8
+    (RFC 6531 §3.5) and must be UTF-8. (A CR or NUL never gets this far: see
+    LmtpSession.smtp_MAIL.)"""
+    if address.isascii():
+        return None
+    if not smtputf8:
+        return status.utf8_needs_smtputf8()
+    try:
+        address.encode("utf-8")  # aiosmtpd keeps invalid UTF-8 as surrogates
+    except UnicodeEncodeError:
+        return status.bad_utf8_path()
+    return None
 
 
 class LmtpEnvelope(Envelope):
@@ -41,140 +61,45 @@ class LmtpEnvelope(Envelope):
         self.refused: list[tuple[str, status.Reply]] = []
 
 
-class DataReader:
-    """Sans-I/O assembly of the DATA section, one CRLF-terminated line at a time: removes
-    transparency dots, turns CRLF into LF, notes an over-size message or an over-long line and
-    stops keeping data then (so memory stays bounded), and says when the final dot came."""
-
-    def __init__(self, spool: Spool, max_size: int) -> None:
-        self.spool = spool
-        self.max_size = max_size
-        self.received = 0
-        self.too_big = False
-        self.line_too_long = False
-        self.spool_error: OSError | None = None
-        self._batch: list[bytes] = []
-        self._batch_size = 0
-        # feed(): the incomplete last line of what came so far, and whether it starts at the
-        # beginning of a line (False after the head of an over-long line was dropped).
-        self._pending = b""
-        self._pending_at_line_start = True
-
-    def feed(self, data: bytes) -> bool:
-        """Raw DATA bytes in pieces of any size (the caller reads up to each `.CRLF`, so the
-        final dot can only come at the end of a piece); True when the final dot came.
-
-        Works on whole runs of lines with bytes methods (C loops) instead of one Python call
-        per line: a 100 KB body is about 1,300 lines."""
-        buf = self._pending + data if self._pending else data
-        if buf.endswith(b".\r\n") and (
-            buf.endswith(b"\r\n.\r\n") or (len(buf) == 3 and self._pending_at_line_start)
-        ):
-            self._pending = b""
-            self._take_lines(buf[:-3])
-            self._flush()
-            return True
-        end = buf.rfind(b"\r\n")
-        if end < 0:
-            complete, rest = b"", buf
-        else:
-            complete, rest = buf[: end + 2], buf[end + 2 :]
-        self._take_lines(complete)
-        if len(rest) - rest.endswith(b"\r") > LINE_LIMIT:  # a CR may be half of a CRLF
-            # An over-long line: count it, keep nothing of it, and remember that what follows
-            # is not at the start of a line (so its tail cannot be the final dot).
-            # A trailing CR stays: it may be half of the CRLF that ends this line.
-            keep = b"\r" if rest.endswith(b"\r") else b""
-            self.received += len(rest) - len(keep)
-            self._mark_line_too_long()
-            self._pending = keep
-            self._pending_at_line_start = False
-        else:
-            if not self._pending_at_line_start and complete:
-                self._pending_at_line_start = True
-            self._pending = rest
-        return False
-
-    def _take_lines(self, block: bytes) -> None:
-        """Complete CRLF-terminated lines; the first one starts at the beginning of a line
-        unless it is the tail of an over-long line."""
-        if not block:
-            return
-        if not self._pending_at_line_start:
-            # The tail of an over-long line whose head was counted and dropped already.
-            cut = block.find(b"\r\n") + 2
-            self.received += cut
-            block = block[cut:]
-            self._pending_at_line_start = True
-        self.received += len(block)
-        if self.max_size and self.received > self.max_size and not self.too_big:
-            self.too_big = True
-            self._batch.clear()
-        if not block or self.too_big or self.line_too_long or self.spool_error:
-            return
-        if len(block) > LINE_LIMIT + 2 and _has_long_line(block):
-            self._mark_line_too_long()
-            return
-        if block.startswith(b"."):
-            block = block[1:]
-        # Each CRLF ends a line here, so these replaces are exactly the per-line rules:
-        # a leading transparency dot goes, and the CRLF becomes LF.
-        block = block.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
-        self._batch.append(block)
-        self._batch_size += len(block)
-        if self._batch_size >= 65536:
-            self._flush()
-
-    def _mark_line_too_long(self) -> None:
-        self.line_too_long = True
-        self._batch.clear()
-        self._batch_size = 0
-
-    def _flush(self) -> None:
-        if self._batch and not (self.spool_error or self.too_big or self.line_too_long):
-            try:
-                self.spool.write(b"".join(self._batch))
-            except OSError as error:
-                # The spool's disk is full: keep reading to the final dot, then answer 451
-                # for every recipient.
-                log.error("spooling the message failed: %s", error)
-                self.spool_error = error
-        self._batch.clear()
-        self._batch_size = 0
-
-
-def _has_long_line(block: bytes) -> bool:
-    """Whether a run of CRLF-terminated lines holds one longer than LINE_LIMIT.
-
-    Splitting a 100 KB body into its ~1,300 lines to measure them cost more than the rest of
-    reading it. Instead: if a CRLF starts in every aligned window of LINE_LIMIT // 2 octets,
-    no line can be longer than LINE_LIMIT (a longer one would cover a whole window), which
-    takes one C-level find per window; only a block that fails that is measured exactly."""
-    step = LINE_LIMIT // 2
-    find = block.find
-    if all(find(b"\r\n", start, start + step + 1) >= 0
-           for start in range(0, len(block) - step, step)):
-        return False
-    return max(map(len, block.split(b"\r\n"))) > LINE_LIMIT
-
-
 class LmtpSession(LMTP):
     """aiosmtpd's LMTP with replies that always carry enhanced status codes and a DATA
     phase that answers once per recipient on every path."""
 
     # aiosmtpd gives the connection's StreamReader this limit, and asyncio pauses reading
     # the socket whenever more than twice the limit is buffered: at 1001 octets a 100 KB
-    # body costs dozens of pause/resume round trips. Line lengths are still enforced: by
-    # DataReader (LINE_LIMIT) in DATA, and by aiosmtpd's command size limit for commands.
+    # body costs dozens of pause/resume round trips. It also bounds what a command line can
+    # hold in memory: aiosmtpd reads a longer one in pieces and drops it.
     line_length_limit = 64 * 1024
+    command_size_limit = COMMAND_LINE_LIMIT
 
     def __init__(self, handler: LmtpHandler, *,
                  on_close: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        # aiosmtpd keeps the limits per command in one dict shared by every session (and
+        # grows MAIL's at each EHLO); each session gets its own, the same for every command.
+        self.command_size_limits: collections.defaultdict[str, int] = collections.defaultdict(
+            lambda: COMMAND_LINE_LIMIT)
+        self._heard_at = self.loop.time()
         self._on_close = on_close
+        self.dsn_params: dsn.Params = []  # those of the MAIL or RCPT being handled
         self._lhlo_in_progress = False
         self._greeted = False
         self.in_transaction = False
+
+    def data_received(self, data: bytes) -> None:
+        self._heard_at = self.loop.time()
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """lmtp.timeout counts seconds of silence. aiosmtpd restarts its timer only when a
+        command is complete, which would cut off a slow DATA phase; here any bytes received
+        push the deadline back, so a silent client is dropped (nothing of an unfinished
+        message is stored) and a slow one is not."""
+        silent = self.loop.time() - self._heard_at
+        if silent < self._timeout_duration:
+            self._reset_timeout(self._timeout_duration - silent)
+            return
+        super()._timeout_cb()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._on_close is not None:
@@ -187,7 +112,9 @@ class LmtpSession(LMTP):
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parser for MAIL and RCPT, minus the typing.Protocol class it
-        defines on every call (a class creation per command, measurable under load)."""
+        defines on every call (a class creation per command, measurable under load), and
+        with the DSN parameters taken off into `dsn_params`."""
+        self.dsn_params = []
         if not arg:
             return "", ""
         simple = _SIMPLE_PATH.match(arg)
@@ -203,6 +130,9 @@ class LmtpSession(LMTP):
         localpart = addr.rpartition("@")[0]
         if self.local_part_limit and len(localpart) > self.local_part_limit:
             return None, None
+        # DSN parameters come off here, before aiosmtpd refuses every parameter it does not
+        # know; the MAIL and RCPT hooks check them.
+        rest, self.dsn_params = dsn.split_params(rest)
         return addr, rest
 
     @staticmethod
@@ -224,13 +154,34 @@ class LmtpSession(LMTP):
         self._greeted = True
         await super().push(status_line)
 
+    @syntax("LHLO hostname")
     async def smtp_LHLO(self, arg: str) -> None:
         self._lhlo_in_progress = True
         try:
             await super().smtp_LHLO(arg)
         finally:
             self._lhlo_in_progress = False
+            self.command_size_limits.clear()
 
+    # aiosmtpd's HELP lists only commands that carry their syntax.
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # The paths are copied into Return-Path:, Delivered-To: and Received:, where a CR
+        # would start a header field of the sender's choosing; whatever the parser would make
+        # of one, the command is refused. (An LF ends the command line before it gets here.)
+        if arg and _PATH_BREAK.search(arg):
+            await self.push(str(status.control_in_path()))
+            return
+        await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if arg and _PATH_BREAK.search(arg):
+            await self.push(str(status.control_in_path()))
+            return
+        await super().smtp_RCPT(arg)
+
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return
@@ -270,7 +221,6 @@ class LmtpSession(LMTP):
                 body=spool,
                 lhlo=(self.session.host_name if self.session else None) or "unknown",
                 too_big=reader.too_big,
-                line_too_long=reader.line_too_long,
                 spool_failed=reader.spool_error is not None,
                 refused=list(envelope.refused),
             )
@@ -310,11 +260,22 @@ class LmtpHandler:
     async def handle_EHLO(self, server: LmtpSession, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
-        extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        extra = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN"]
         return responses[:-1] + extra + [responses[-1]]
 
     async def handle_MAIL(self, server: LmtpSession, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        refusal = path_refusal(address, envelope.smtp_utf8)
+        if refusal is None:
+            try:
+                # RET and ENVID are for the MTA, which sends any notification: checked only.
+                dsn.mail_params(server.dsn_params)
+            except dsn.Misplaced:
+                refusal = status.unknown_parameters("MAIL FROM")
+            except dsn.Malformed as error:
+                refusal = status.bad_dsn_parameter(error.keyword)
+        if refusal is not None:
+            return str(refusal)
         # The null sender stays "<>" here (aiosmtpd reads an empty mail_from as "no MAIL yet").
         envelope.mail_from = address or "<>"
         envelope.mail_options.extend(mail_options)
@@ -322,6 +283,15 @@ class LmtpHandler:
 
     async def handle_RCPT(self, server: LmtpSession, session: Session, envelope: LmtpEnvelope,
                           address: str, rcpt_options: list[str]) -> str:
+        refusal = path_refusal(address, envelope.smtp_utf8)
+        if refusal is not None:
+            return str(refusal)
+        try:
+            original = dsn.rcpt_params(server.dsn_params).original
+        except dsn.Misplaced:
+            return str(status.unknown_parameters("RCPT TO"))
+        except dsn.Malformed as error:
+            return str(status.bad_dsn_parameter(error.keyword))
         if len(envelope.rcpt_tos) >= self.config.lmtp.max_recipients:
             return str(status.too_many_recipients())
         try:
@@ -335,6 +305,9 @@ class LmtpHandler:
             log.info(logs.event("rejected", rcpt=f"<{address}>", status=refusal.enhanced,
                                 reason=refusal.text))
             return str(refusal)
+        # X-Original-To: what the MTA says the sender wrote (before its alias expansion),
+        # else the address as received, +detail and all.
+        recipient.original = original or address
         envelope.rcpt_tos.append(address)
         envelope.recipients.append(recipient)
         return str(status.recipient_ok())

@@ -31,6 +31,9 @@ class Recipient:
     resolution: Resolution
     # The enabled mailboxes it resolved to at RCPT time, with their Sieve scripts.
     targets: list[Target] = field(default_factory=list)
+    # For X-Original-To: the address the sender used, from DSN's ORCPT (RFC 3461) when the
+    # MTA sent one; "" means the address itself.
+    original: str = ""
 
 
 class Lookup(NamedTuple):

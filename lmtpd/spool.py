@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lmtpd.store.maildir import missing_line_end
+
 HEADER_LIMIT = 256 * 1024
 _READ_CHUNK = 1024 * 1024
 
@@ -25,6 +27,7 @@ class Spool:
         self._lf_count = 0
         self._crlf_count = 0
         self._head = bytearray()
+        self._last = b""  # the body's last octet, for its POP3 size
         self._frozen: bytes | None = None  # the buffer as bytes, made once for all copies
 
     @classmethod
@@ -42,6 +45,7 @@ class Spool:
         if b"\r" in data:
             self._crlf_count += data.count(b"\r\n")
         self._frozen = None
+        self._last = data[-1:]
         if len(self._head) < HEADER_LIMIT:
             self._head += data[: HEADER_LIMIT - len(self._head)]
         self.size += len(data)
@@ -92,9 +96,12 @@ class Spool:
         return head[: end + 1] if end >= 0 else head
 
     def crlf_size(self) -> int:
-        # A CR split across two writes is not counted as CRLF: LMTP input never has CR left
-        # after the CRLF->LF conversion, so this only matters for odd imported data.
-        return self.size + self._lf_count - self._crlf_count
+        """The octets POP3 RETR sends for the body (see maildir.crlf_size_of).
+
+        A CR split across two writes is not counted as CRLF: LMTP input never has CR left
+        after the CRLF->LF conversion, so this only matters for odd imported data."""
+        return (self.size + self._lf_count - self._crlf_count
+                + missing_line_end(self._last))
 
     def close(self) -> None:
         if self._file is not None:

@@ -61,10 +61,6 @@ def too_big(limit: int) -> Reply:
     return Reply(552, "5.3.4", f"message exceeds the size limit of {limit} bytes")
 
 
-def line_too_long() -> Reply:
-    return Reply(500, "5.5.2", "line too long (limit 1000 octets per RFC 5321)")
-
-
 def too_many_recipients() -> Reply:
     return Reply(452, "4.5.3", "too many recipients")
 
@@ -119,8 +115,28 @@ def recipient_ok() -> Reply:
     return Reply(250, "2.1.5", "recipient ok")
 
 
-def bad_sender(detail: str) -> Reply:
-    return Reply(501, "5.1.7", detail)
+def control_in_path() -> Reply:
+    # The path is copied into Return-Path:, Delivered-To: and Received:, where a line break
+    # would start a header field of the sender's choosing.
+    return Reply(501, "5.1.7", "CR, LF or NUL in the address")
+
+
+def bad_utf8_path() -> Reply:
+    return Reply(501, "5.1.7", "the address is not valid UTF-8")
+
+
+def utf8_needs_smtputf8() -> Reply:
+    # RFC 6531 §3.5: a non-ASCII address in a transaction not started with SMTPUTF8.
+    return Reply(553, "5.6.7", "a non-ASCII address needs MAIL FROM ... SMTPUTF8")
+
+
+def bad_dsn_parameter(keyword: str) -> Reply:
+    return Reply(501, "5.5.4", f"malformed {keyword} parameter (RFC 3461)")
+
+
+def unknown_parameters(command: str) -> Reply:
+    # The words aiosmtpd answers an unknown MAIL or RCPT parameter with.
+    return Reply(555, "5.5.4", f"{command} parameters not recognized or not implemented")
 
 
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")

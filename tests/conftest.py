@@ -255,3 +255,36 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
             return value
         time.sleep(interval)
     return predicate()
+
+
+class RawLmtp:
+    """An LMTP client on a plain Unix socket that sends bytes exactly as given (smtplib
+    refuses some of what these tests must send) and reads whole replies."""
+
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self) -> bytes:
+        """One reply; of a multi-line one, all its lines."""
+        lines = []
+        while True:
+            line = self.file.readline()
+            lines.append(line)
+            if line[3:4] != b"-":
+                return b"".join(lines)
+
+    def command(self, line: str | bytes) -> bytes:
+        data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+        self.sock.sendall(data + b"\r\n")
+        return self.reply()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()

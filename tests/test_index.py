@@ -65,6 +65,29 @@ def test_an_index_of_the_first_release_is_brought_up_to_date(tmp_path: Path) -> 
     index.close()
 
 
+def test_trace_rows_written_before_x_original_to_was_kept_read_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    import sqlite_utils
+
+    db = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+    schema._first_schema(db)
+    schema.STEPS[2](db.conn)
+    db.conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    db.conn.execute("INSERT INTO deliveries (at, message_id, recipient, files, actions)"
+                    " VALUES (1, '<old@x>', 'a@example.org', '[]', '[]')")
+    db.conn.close()
+    index = Index(path)
+    [old] = index.trace("<old@x>")
+    assert old["original_to"] == ""
+    index.record_outcomes("ID", "<new@x>", "s@x", [{
+        "recipient": "a@example.org", "outcome": "delivered", "stage": "data", "code": 250,
+        "status": "2.0.0", "reply": "ok", "mailboxes": "", "files": "[]", "actions": "[]",
+        "seconds": 0.0, "original_to": "info@example.org"}])
+    [new] = index.trace("new@x")
+    assert new["original_to"] == "info@example.org"
+    index.close()
+
+
 def test_memories_are_forgotten_once_past_their_window(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite3")
     mailbox = index.add_mailbox("a@example.org", "example.org", "", 0)

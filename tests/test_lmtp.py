@@ -122,17 +122,39 @@ def test_size_parameter_over_limit_refused_at_mail(lmtpd_factory) -> None:
         client.close()
 
 
-def test_line_too_long_gets_one_reply_per_recipient(lmtpd: Lmtpd) -> None:
+def test_long_body_lines_are_delivered_to_every_recipient(lmtpd: Lmtpd) -> None:
     client = smtplib.LMTP(lmtpd.socket_path)
     try:
         rcpts = ["alice@example.org", "bob@example.org"]
         long_line = b"Subject: long\r\n\r\n" + b"w" * 5000 + b"\r\nafter\r\n"
         result = lmtp_send("", "s@remote.example", rcpts, long_line, client=client)
-        assert [result[r][0] for r in rcpts] == [500, 500]
-        assert all(result[r][1].startswith("5.5.2") for r in rcpts)
-        ok = lmtp_send("", "s@remote.example", rcpts, b"Subject: ok\r\n\r\nfine\r\n",
-                       client=client)
-        assert [ok[r][0] for r in rcpts] == [250, 250]
+        assert [result[r][0] for r in rcpts] == [250, 250]
+        assert client.noop()[0] == 250
+    finally:
+        client.quit()
+    for rcpt in rcpts:
+        [path] = stored_files(lmtpd, rcpt)
+        assert path.read_bytes().endswith(b"\n\n" + b"w" * 5000 + b"\nafter\n")
+
+
+def test_over_long_command_lines_are_refused_and_the_session_goes_on(lmtpd: Lmtpd) -> None:
+    client = smtplib.LMTP(lmtpd.socket_path)
+    try:
+        client.ehlo("x")
+        # Up to 4,096 octets a command line is read as usual.
+        assert client.docmd("NOOP", "n" * (4096 - len("NOOP "))) == (250, b"2.0.0 OK")
+        assert client.docmd("MAIL FROM:<s@remote.example>")[0] == 250
+        rcpt = "RCPT TO:<" + "a" * (4096 - len("RCPT TO:<@example.org>")) + "@example.org>"
+        assert client.docmd(rcpt)[0] == 550
+        assert client.docmd("RSET")[0] == 250
+        for length in (4097, 70_000, 1_000_000):
+            code, text = client.docmd("RCPT TO:<" + "a" * length + "@example.org>")
+            assert (code, text[:5]) == (500, b"5.5.2"), (length, code, text)
+            code, text = client.docmd("MAIL FROM:<s@remote.example> " + "X" * length)
+            assert (code, text[:5]) == (500, b"5.5.2"), (length, code, text)
+        result = lmtp_send("", "s@remote.example", ["alice@example.org", "bob@example.org"],
+                           b"Subject: after long commands\r\n\r\nok\r\n", client=client)
+        assert [r[0] for r in result.values()] == [250, 250]
     finally:
         client.quit()
 
@@ -150,7 +172,7 @@ def test_every_reply_after_lhlo_has_an_enhanced_code(lmtpd: Lmtpd) -> None:
         client.close()
 
 
-def test_stored_copy_is_byte_exact_with_three_headers(lmtpd: Lmtpd) -> None:
+def test_stored_copy_is_byte_exact_with_four_fields_on_top(lmtpd: Lmtpd) -> None:
     result = lmtp_send(lmtpd.socket_path, "sender@remote.example", ["alice@example.org"], MESSAGE)
     assert result["alice@example.org"][0] == 250
     [path] = stored_files(lmtpd, "alice@example.org")
@@ -158,10 +180,11 @@ def test_stored_copy_is_byte_exact_with_three_headers(lmtpd: Lmtpd) -> None:
     lines = data.split(b"\n")
     assert lines[0] == b"Return-Path: <sender@remote.example>"
     assert lines[1] == b"Delivered-To: alice@example.org"
+    assert lines[2] == b"X-Original-To: alice@example.org"
     assert re.match(rb"Received: from \S+ by mail\.example\.org \(lmtpd\) with LMTP id [0-9A-F]+ "
-                    rb"for <alice@example\.org>; \w{3}, \d+ \w{3} \d{4} ", lines[2]), lines[2]
+                    rb"for <alice@example\.org>; \w{3}, \d+ \w{3} \d{4} ", lines[3]), lines[3]
     expected = MESSAGE.replace(b"\r\n", b"\n")
-    assert data.split(b"\n", 3)[3] == expected
+    assert data.split(b"\n", 4)[4] == expected
     # Dovecot-style name with both sizes, and the sizes are right.
     name = path.name
     assert f",S={len(data)}," in name

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from lmtpd import status
 from lmtpd.addresses import AddressError, MailboxRef, Verdict, parse_address, resolve
 from lmtpd.config import ConfigError, from_dict, parse_duration, parse_size
-from lmtpd.lmtp import _SIMPLE_PATH, DataReader, LmtpSession
+from lmtpd.data_reader import DataReader
+from lmtpd.lmtp import _SIMPLE_PATH, LmtpSession
 from lmtpd.spool import Spool
 from lmtpd.store import maildir
 
@@ -124,21 +125,12 @@ def test_data_reader_unstuffs_and_converts_line_ends() -> None:
     reader, body = _assemble([b"Subject: x\r\n", b"\r\n", b"..dot\r\n", b"...\r\n", b"a\rb\r\n",
                               b".\r\n", b"ignored\r\n"])
     assert body == b"Subject: x\n\n.dot\n..\na\rb\n"
-    assert not reader.too_big and not reader.line_too_long
+    assert not reader.too_big
 
 
 def test_data_reader_marks_oversize_and_keeps_reading_to_the_dot() -> None:
     reader, body = _assemble([b"x" * 50 + b"\r\n"] * 10 + [b".\r\n"], max_size=100)
     assert reader.too_big and body == b""
-
-
-def test_data_reader_long_line_fragment_is_not_the_end() -> None:
-    spool = Spool(1 << 20)
-    reader = DataReader(spool, 0)
-    assert reader.feed(b"y" * 2000) is False
-    assert reader.feed(b".\r\n") is False  # the tail of the long line, not the end
-    assert reader.feed(b".\r\n") is True
-    assert reader.line_too_long
 
 
 def test_spool_spills_to_a_file_past_the_threshold(tmp_path) -> None:

@@ -60,6 +60,8 @@ def trace(store: Store, message_id: str, as_json: bool) -> None:
                    f"{row['code']} {row['status']} {row['reply']}")
         if row["stage"] == "rcpt":
             click.echo("    refused at RCPT")
+        if row["original_to"]:
+            click.echo(f"    original recipient (X-Original-To): {row['original_to']}")
         for action in row["actions"]:
             click.echo(f"    sieve: {action}")
         for file in row["files"]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import ssl
+import struct
+import termios
 import weakref
 from typing import Any, Protocol
 
@@ -37,6 +40,20 @@ CLOSE_GRACE = 5.0
 
 _FAILURES = {Refusal.INVALID: LoginFailure.INVALID, Refusal.LOCKED: LoginFailure.LOCKED,
              Refusal.TEMPORARY: LoginFailure.TEMPORARY}
+
+
+def _unsent_octets(transport: asyncio.BaseTransport) -> int:
+    """What the client has not taken yet: the transport's buffer plus the socket's send
+    queue. The kernel's queue can hold megabytes, and a slow reader empties it long before
+    the transport's buffer moves, so the transport's buffer alone does not show progress."""
+    assert isinstance(transport, asyncio.WriteTransport)
+    queued = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                     b"\0\0\0\0"))[0]
+    return queued
 
 
 def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -278,12 +295,19 @@ class Session:
         if not transport.get_write_buffer_size() and not transport.is_closing():
             return  # all of it is with the kernel already: nothing to wait for
         # A client that stops reading would otherwise hold the session (and its mailbox lock)
-        # for ever once the socket buffers are full.
-        try:
-            async with asyncio.timeout(1.0 if quick else self.pop3.timeout):
-                await self.writer.drain()
-        except TimeoutError:
-            raise Disconnect from None
+        # for ever once the socket buffers are full. The timeout counts silence: a client that
+        # took some of the data within it is waited for again, however long the whole
+        # transfer takes.
+        limit = 1.0 if quick else self.pop3.timeout
+        while True:
+            unsent = _unsent_octets(transport)
+            try:
+                async with asyncio.timeout(limit):
+                    await self.writer.drain()
+                return
+            except TimeoutError:
+                if transport.is_closing() or _unsent_octets(transport) >= unsent:
+                    raise Disconnect from None
 
     # -- commands that need the outside world ------------------------------------------------
 

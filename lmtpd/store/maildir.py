@@ -214,8 +214,22 @@ def sizes_from_filename(filename: str) -> tuple[int | None, int | None]:
 
 
 def crlf_size_of(data: bytes) -> int:
-    """Octets RETR sends for `data`: every LF not already preceded by CR becomes CRLF."""
+    """Octets RETR sends for the message `data`: every LF not already preceded by CR becomes
+    CRLF, and a message that does not end in a line end gets one (RFC 1939 §3: the
+    terminating dot starts a line)."""
+    return _crlf_octets(data) + missing_line_end(data[-1:])
+
+
+def _crlf_octets(data: bytes) -> int:
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+def missing_line_end(last_octet: bytes) -> int:
+    """What RETR adds after a message whose last octet is `last_octet` (b"" when empty): a
+    CRLF, the LF of a final CR, or nothing after a final LF."""
+    if not last_octet or last_octet == b"\n":
+        return 0
+    return 1 if last_octet == b"\r" else 2
 
 
 def write_message(
@@ -424,15 +438,16 @@ def arrival_time(filename: str, fallback: float) -> float:
 
 
 def crlf_size_file(path: str | Path) -> int:
+    """crlf_size_of a message file, read a chunk at a time."""
     total = 0
-    previous_cr = False
+    last = b""
     with open(path, "rb") as handle:
         while chunk := handle.read(_COPY_CHUNK):
-            total += crlf_size_of(chunk)
-            if previous_cr and chunk.startswith(b"\n"):
+            total += _crlf_octets(chunk)
+            if last == b"\r" and chunk.startswith(b"\n"):
                 total -= 1
-            previous_cr = chunk.endswith(b"\r")
-    return total
+            last = chunk[-1:]
+    return total + missing_line_end(last)
 
 
 def message_path(mailbox: Path, folder: str, subdir: str, filename: str) -> Path:

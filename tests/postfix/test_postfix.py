@@ -66,8 +66,9 @@ def test_smtp_client_to_maildir_through_postfix(mail_system_factory: MakeSystem,
     assert ("private/lmtpd" if variant == "chroot" else "/run/lmtp.sock") in line, line
 
     stored = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    # lmtpd's three headers come first, then what Postfix handed over (its own Received).
-    assert list(stored.keys())[:3] == ["Return-Path", "Delivered-To", "Received"]
+    # lmtpd's four fields come first, then what Postfix handed over (its own Received).
+    assert list(stored.keys())[:4] == ["Return-Path", "Delivered-To", "X-Original-To",
+                                       "Received"]
     assert stored["Return-Path"] == "<carol@example.com>"
     assert stored["Delivered-To"] == "alice@example.org"
     assert "by mail.example.org (lmtpd) with LMTP" in stored.get_all("Received")[0]
@@ -213,3 +214,25 @@ def test_generated_virtual_maps_refuse_unknown_at_rcpt(mail_system_factory: Make
                                            "with maps", "<maps-1@example.com>"))
     wait_for_files(system, "erin@example.org", 1)
     log_line(system, queue_id, "status=sent")
+
+
+def test_x_original_to_survives_postfix_alias_expansion(mail_system_factory: MakeSystem) -> None:
+    """lmtpd announces DSN, so Postfix sends ORCPT with each recipient: the copy for alice@,
+    which Postfix's virtual_alias_maps made of info@, says the sender wrote info@. An alias of
+    lmtpd's own is expanded after RCPT: X-Original-To is the RCPT address."""
+    # Without lmtpd's lookups: its policy service would refuse info@, which only Postfix knows.
+    system = mail_system_factory(lookups="none", main_cf={
+        "virtual_alias_maps": "inline:{ { info@example.org = alice@example.org } }"})
+    system.lmtpd.cli("alias", "add", "team@example.org", "bob@example.org")
+    system.postfix.send("carol@example.com", ["info@example.org", "team@example.org"],
+                        message("carol@example.com", "info@example.org", "aliases",
+                                "<orcpt-1@example.com>"))
+    for address, original in (("alice@example.org", "info@example.org"),
+                              ("bob@example.org", "team@example.org")):
+        [path] = wait_for_files(system, address, 1)
+        stored = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert stored["Delivered-To"] == ("alice@example.org" if address.startswith("alice")
+                                          else "team@example.org")
+        assert stored["X-Original-To"] == original, system.diagnostics()
+    trace = system.lmtpd.cli("trace", "<orcpt-1@example.com>").stdout
+    assert "X-Original-To): info@example.org" in trace, trace

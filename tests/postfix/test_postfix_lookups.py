@@ -212,7 +212,6 @@ def original_recipient_of(path: Path) -> str | None:
     return stored["X-Original-To"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs DSN in LMTP (ORCPT makes X-Original-To)")
 @pytest.mark.parametrize("expansion", ["postfix-table", "lmtpd-alias-map"])
 def test_original_recipient_survives_alias_expansion(mail_system_factory: MakeSystem,
                                                      expansion: str) -> None:

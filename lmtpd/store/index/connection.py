@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,7 @@ class Database:
             self._in_transaction = False
             self._accounts_changed = False
             self._counter: int | None = None
+            self._wait_until: float | None = None  # see limit_waits
             self._writer_lock = _open_writer_lock(path)
             self.identity = self._file_identity()
             if schema.version(conn) != schema.SCHEMA_VERSION:
@@ -77,6 +79,18 @@ class Database:
         except FileNotFoundError:
             return True
 
+    def limit_waits(self, deadline: float) -> None:
+        """Wait for other processes' locks only until `deadline` (time.monotonic()), all
+        waits together, instead of up to the busy timeout at each try. For a command that
+        must answer its caller in time (`lmtpd deliver`): once the index stays locked, every
+        later try fails at once."""
+        self._wait_until = deadline
+
+    def _shorten_busy_wait(self) -> None:
+        if self._wait_until is not None:
+            left = max(0.0, self._wait_until - time.monotonic())
+            self.conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+
     def close(self) -> None:
         self.conn.close()
         for fd in (self._writer_lock, self._counter):
@@ -93,6 +107,7 @@ class Database:
             return
         locked = self._lock_writers()
         try:
+            self._shorten_busy_wait()
             self.conn.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
@@ -149,10 +164,19 @@ class Database:
         if self._writer_lock is None:
             return False
         try:
-            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+            if self._wait_until is None:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+                return True
+            while True:
+                try:
+                    fcntl.flock(self._writer_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= self._wait_until:
+                        return False
+                    time.sleep(0.005)
         except OSError:
             return False
-        return True
 
     @contextmanager
     def patience(self, seconds: float) -> Iterator[None]:
@@ -171,6 +195,7 @@ class Database:
         if self._in_transaction or self.conn.in_transaction:
             yield
             return
+        self._shorten_busy_wait()
         self.conn.execute("BEGIN")
         try:
             yield

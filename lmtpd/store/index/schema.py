@@ -113,6 +113,11 @@ def _usage_counters_and_expiring_memories(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _original_recipient_in_trace(conn: sqlite3.Connection) -> None:
+    """The trace remembers each copy's X-Original-To (DSN's ORCPT, or the RCPT address)."""
+    conn.execute("ALTER TABLE deliveries ADD COLUMN original_to TEXT NOT NULL DEFAULT ''")
+
+
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
     """Statement by statement inside the caller's transaction (`executescript` would commit
     it first). A trigger body holds semicolons, so pieces are joined until complete."""
@@ -171,6 +176,7 @@ STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _usage_counters_and_expiring_memories,
     3: _named_sieve_scripts,
     4: _quota_warning_marks,
+    5: _original_recipient_in_trace,
 }
 SCHEMA_VERSION = max(STEPS)
 

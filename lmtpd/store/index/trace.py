@@ -25,11 +25,12 @@ class TraceQueries(Database):
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO deliveries (at, lmtp_id, message_id, sender, recipient, outcome,"
-                " stage, code, status, reply, mailboxes, files, actions, seconds)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " stage, code, status, reply, mailboxes, files, actions, seconds, original_to)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(now, lmtp_id, message_id, sender, row["recipient"], row["outcome"],
                   row["stage"], row["code"], row["status"], row["reply"],
-                  row["mailboxes"], row["files"], row["actions"], row["seconds"])
+                  row["mailboxes"], row["files"], row["actions"], row["seconds"],
+                  row.get("original_to", ""))
                  for row in rows],
             )
 
@@ -42,7 +43,7 @@ class TraceQueries(Database):
     def trace(self, message_id: str) -> list[dict[str, object]]:
         cursor = self.conn.execute(
             "SELECT at, lmtp_id, message_id, sender, recipient, outcome, stage, code, status,"
-            " reply, mailboxes, files, actions, seconds FROM deliveries"
+            " reply, mailboxes, files, actions, seconds, original_to FROM deliveries"
             " WHERE message_id = ? OR message_id = ? ORDER BY id",
             (message_id, f"<{message_id.strip('<>')}>"),
         )
