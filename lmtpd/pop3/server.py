@@ -56,6 +56,25 @@ def _unsent_octets(transport: asyncio.BaseTransport) -> int:
     return queued
 
 
+async def drain_while_read(writer: asyncio.StreamWriter, silence: float) -> None:
+    """Wait until what was written has gone to the kernel. A client that stops reading would
+    otherwise hold the session (and its mailbox lock) for ever once the socket buffers are
+    full, so it is dropped (Disconnect) after `silence` seconds in which it took nothing; a
+    client that keeps taking data is waited for, however long the whole transfer takes."""
+    transport = writer.transport
+    if not transport.get_write_buffer_size() and not transport.is_closing():
+        return  # all of it is with the kernel already: nothing to wait for
+    while True:
+        unsent = _unsent_octets(transport)
+        try:
+            async with asyncio.timeout(silence):
+                await writer.drain()
+            return
+        except TimeoutError:
+            if transport.is_closing() or _unsent_octets(transport) >= unsent:
+                raise Disconnect from None
+
+
 def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -291,23 +310,7 @@ class Session:
         await self._drain(quick=quick)
 
     async def _drain(self, *, quick: bool = False) -> None:
-        transport = self.writer.transport
-        if not transport.get_write_buffer_size() and not transport.is_closing():
-            return  # all of it is with the kernel already: nothing to wait for
-        # A client that stops reading would otherwise hold the session (and its mailbox lock)
-        # for ever once the socket buffers are full. The timeout counts silence: a client that
-        # took some of the data within it is waited for again, however long the whole
-        # transfer takes.
-        limit = 1.0 if quick else self.pop3.timeout
-        while True:
-            unsent = _unsent_octets(transport)
-            try:
-                async with asyncio.timeout(limit):
-                    await self.writer.drain()
-                return
-            except TimeoutError:
-                if transport.is_closing() or _unsent_octets(transport) >= unsent:
-                    raise Disconnect from None
+        await drain_while_read(self.writer, 1.0 if quick else self.pop3.timeout)
 
     # -- commands that need the outside world ------------------------------------------------
 
