@@ -22,9 +22,8 @@ DOVECOT = "/usr/sbin/dovecot"
 
 
 def available() -> bool:
-    return bool(shutil.which("dovecot") or os.path.exists(DOVECOT)) and os.path.exists(
-        "/usr/lib/dovecot/lmtp"
-    )
+    return bool(shutil.which("dovecot") or os.access(DOVECOT, os.X_OK)) and os.access(
+        "/usr/lib/dovecot/lmtp", os.X_OK)
 
 
 def version() -> str:

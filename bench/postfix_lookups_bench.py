@@ -168,30 +168,26 @@ def postmap_per_process_rate(setup: Setup, lookups: int) -> float:
     return lookups / (time.perf_counter() - started)
 
 
-def _socketmap_client(path: str, keys: Sequence[str], start: float) -> None:
+def _ask(path: str, requests: Sequence[bytes], end: bytes, start: float) -> None:
+    """One kept connection: each request, then its whole reply (it ends with `end`)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
-    requests = [b"%d:mailbox %s," % (len(key) + 8, key.encode()) for key in keys]
     _wait_until(start)
     for request in requests:
         sock.sendall(request)
         reply = sock.recv(4096)
-        while not reply.endswith(b","):
+        while not reply.endswith(end):
             reply += sock.recv(4096)
     sock.close()
+
+
+def _socketmap_client(path: str, keys: Sequence[str], start: float) -> None:
+    _ask(path, [b"%d:mailbox %s," % (len(key) + 8, key.encode()) for key in keys], b",",
+         start)
 
 
 def _policy_client(path: str, keys: Sequence[str], start: float) -> None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    requests = [POLICY_REQUEST.format(rcpt=key).encode() for key in keys]
-    _wait_until(start)
-    for request in requests:
-        sock.sendall(request)
-        reply = sock.recv(4096)
-        while not reply.endswith(b"\n\n"):
-            reply += sock.recv(4096)
-    sock.close()
+    _ask(path, [POLICY_REQUEST.format(rcpt=key).encode() for key in keys], b"\n\n", start)
 
 
 def _wait_until(moment: float) -> None:

@@ -208,7 +208,7 @@ class Pop3Config(_Section):
     login_failure_delay: float = Field(default=2.0, ge=0)
     max_login_failures: int = Field(default=5, ge=1)
     lockout: Duration = 300
-    # How long a successful login is remembered (lmtpd.pop3.login_cache); 0: always check.
+    # How long a successful login is remembered (lmtpd.login_cache); 0: always check.
     login_cache: Duration = 900
     max_errors: int = Field(default=10, ge=1)
 

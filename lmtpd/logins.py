@@ -1,29 +1,23 @@
 """Password logins for the services users log in to (POP3, ManageSieve): one throttle, one
 failure delay, one lockout and the same log lines for all of them.
 
-A failure counts against the user name and the client address (lmtpd.pop3.throttle), in the
+A failure counts against the user name and the client address (lmtpd.throttle), in the
 index, so five wrong passwords over one service lock the user out of the others too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from dataclasses import dataclass
 
 from lmtpd import metrics
 from lmtpd.config import Pop3Config
-from lmtpd.pop3.login_cache import LoginCache
-from lmtpd.pop3.throttle import IndexRecords, IPAddress, LoginThrottle, is_trusted
+from lmtpd.login_cache import LoginCache
 from lmtpd.store.index import MailboxRow
 from lmtpd.store.worker import Workers
-
-
-class Refusal(enum.Enum):
-    INVALID = "invalid"  # wrong user or password, or a disabled mailbox
-    LOCKED = "locked"  # too many failures: throttled without checking the password
-    TEMPORARY = "temporary"  # the index could not be read
+from lmtpd.textproto import LoginRefusal as Refusal
+from lmtpd.throttle import IndexRecords, IPAddress, LoginThrottle, is_trusted
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import multiprocessing
 import zlib
 
 from lmtpd.accept import LoadBoard
-from lmtpd.pop3.login_cache import LoginCache
+from lmtpd.login_cache import LoginCache
 from lmtpd.process_lock import ProcessLock
 
 

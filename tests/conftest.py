@@ -29,7 +29,7 @@ def require_tool(name: str) -> str:
     """The path of an external program; skipped locally when missing, a failure in CI."""
     path = shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/usr/lib/postfix/sbin/{name}")
-         if os.path.exists(p)), None)
+         if os.access(p, os.X_OK)), None)
     if path:
         return path
     if IN_CI:

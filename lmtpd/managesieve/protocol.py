@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lmtpd.managesieve import wire
 from lmtpd.managesieve.commands import MAX_ERRORS, parse_operation
 from lmtpd.managesieve.operations import Operation
 from lmtpd.managesieve.responses import Capabilities, Failure, Result, describe, no, ok
+from lmtpd.textproto import NEED_DATA, Authenticate, NeedData, Send, StartTls, UsageError
+from lmtpd.textproto import LoginRefusal as LoginFailure
 
 __all__ = ["Capabilities", "Connection", "Failure", "LoginFailure", "Result"]
 
@@ -27,44 +29,6 @@ class State(enum.Enum):
     NOT_AUTHENTICATED = "not authenticated"
     AUTHENTICATED = "authenticated"
     CLOSED = "closed"
-
-
-class LoginFailure(enum.Enum):
-    INVALID = "invalid"  # wrong user or password, or a disabled mailbox
-    LOCKED = "locked"  # too many failures: refused without checking the password
-    TEMPORARY = "temporary"  # the index could not be read
-
-
-class UsageError(RuntimeError):
-    """The server drove the session out of order (a bug in the caller, never the client)."""
-
-
-@dataclass(frozen=True)
-class NeedData:
-    """No complete command is buffered: read more and call `receive_data`."""
-
-
-@dataclass(frozen=True)
-class Send:
-    data: bytes
-    close: bool = False
-
-
-@dataclass(frozen=True)
-class Authenticate:
-    """Check these credentials, then call `login_succeeded` or `login_failed`."""
-
-    username: str
-    password: str = field(default="", repr=False)
-    mechanism: str = "PLAIN"
-
-
-@dataclass(frozen=True)
-class StartTls:
-    """Write `reply`, drop what was received before the handshake, run it, then call
-    `tls_started` (or end the connection)."""
-
-    reply: bytes
 
 
 @dataclass(frozen=True)
@@ -82,7 +46,6 @@ class Perform:
 
 
 Event = NeedData | Send | Authenticate | StartTls | LoggedOut | Perform
-NEED_DATA = NeedData()
 
 _ANY_STATE = frozenset({"CAPABILITY", "LOGOUT", "NOOP"})
 _BEFORE_LOGIN = frozenset({"AUTHENTICATE", "STARTTLS"})

@@ -13,15 +13,12 @@ from lmtpd.pop3 import protocol
 from lmtpd.store import maildir
 from lmtpd.store.index import MailboxRow, MessageRow
 from lmtpd.store.worker import Workers
+from lmtpd.textsession import Disconnect
 
 log = logging.getLogger("lmtpd.pop3")
 # Messages are streamed in pieces of this size: big enough to keep thread hops few, small
 # enough that a 50 MB message costs well under a megabyte of memory per session.
 CHUNK_SIZE = 256 * 1024
-
-
-class Disconnect(Exception):
-    """The session must end now (the client vanished or a transfer broke)."""
 
 
 class Output(Protocol):

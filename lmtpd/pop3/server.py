@@ -8,196 +8,68 @@ seen flag and the deletes go to the index thread, message file reads to the file
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import os
 import ssl
-import struct
-import termios
-import weakref
-from typing import Any, Protocol
+from typing import Any
 
 from lmtpd import metrics
-from lmtpd.config import Config, Pop3Config
-from lmtpd.logins import Attempt, Authenticator, Refusal
+from lmtpd.config import Pop3Config
+from lmtpd.login_cache import LoginCache
+from lmtpd.logins import Attempt, Refusal
 from lmtpd.pop3 import protocol
-from lmtpd.pop3.login_cache import LoginCache
 from lmtpd.pop3.protocol import LoginFailure
-from lmtpd.pop3.retrieval import Disconnect, Entry, Retrieval
-from lmtpd.pop3.throttle import IPAddress, normalize_ip, plaintext_auth_allowed
+from lmtpd.pop3.retrieval import Entry, Retrieval
 from lmtpd.shared import ConnectionCounts
 from lmtpd.store import maildir
 from lmtpd.store.index import MailboxRow
 from lmtpd.store.reconcile import Reconciler
 from lmtpd.store.worker import Workers
+from lmtpd.textsession import TextServer, TextSession
+from lmtpd.throttle import IPAddress, plaintext_auth_allowed
 
 log = logging.getLogger("lmtpd.pop3")
 
 READ_SIZE = 4096
-HANDSHAKE_TIMEOUT = 30.0
-CLOSE_GRACE = 5.0
 
 _FAILURES = {Refusal.INVALID: LoginFailure.INVALID, Refusal.LOCKED: LoginFailure.LOCKED,
              Refusal.TEMPORARY: LoginFailure.TEMPORARY}
 
 
-def _unsent_octets(transport: asyncio.BaseTransport) -> int:
-    """What the client has not taken yet: the transport's buffer plus the socket's send
-    queue. The kernel's queue can hold megabytes, and a slow reader empties it long before
-    the transport's buffer moves, so the transport's buffer alone does not show progress."""
-    assert isinstance(transport, asyncio.WriteTransport)
-    queued = transport.get_write_buffer_size()
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
-                                                     b"\0\0\0\0"))[0]
-    return queued
+class Pop3Server(TextServer):
+    """What the POP3 connections of one process share: limits, logins, TLS, and the mailbox
+    locks of this process."""
 
-
-async def drain_while_read(writer: asyncio.StreamWriter, silence: float) -> None:
-    """Wait until what was written has gone to the kernel. A client that stops reading would
-    otherwise hold the session (and its mailbox lock) for ever once the socket buffers are
-    full, so it is dropped (Disconnect) after `silence` seconds in which it took nothing; a
-    client that keeps taking data is waited for, however long the whole transfer takes."""
-    transport = writer.transport
-    if not transport.get_write_buffer_size() and not transport.is_closing():
-        return  # all of it is with the kernel already: nothing to wait for
-    while True:
-        unsent = _unsent_octets(transport)
-        try:
-            async with asyncio.timeout(silence):
-                await writer.drain()
-            return
-        except TimeoutError:
-            if transport.is_closing() or _unsent_octets(transport) >= unsent:
-                raise Disconnect from None
-
-
-def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.load_cert_chain(cert, key)
-    return context
-
-
-class TlsFiles(Protocol):
-    """A configuration section with a certificate (POP3's, ManageSieve's)."""
-
-    tls_cert: str
-    tls_key: str
-
-    @property
-    def tls_enabled(self) -> bool: ...
-
-
-class TlsContexts:
-    """The server's TLS context, rebuilt when the configured files or their contents change
-    (a renewed certificate is picked up by the next connection, no restart needed)."""
-
-    def __init__(self, service: str = "pop3") -> None:
-        self.service = service
-        self._key: tuple[object, ...] | None = None
-        self._context: ssl.SSLContext | None = None
-
-    def get(self, section: TlsFiles) -> ssl.SSLContext | None:
-        if not section.tls_enabled:
-            return None
-        try:
-            key = (section.tls_cert, section.tls_key, os.stat(section.tls_cert).st_mtime_ns,
-                   os.stat(section.tls_key).st_mtime_ns)
-            if key != self._key:
-                self._context = make_tls_context(section.tls_cert, section.tls_key)
-                self._key = key
-        except (OSError, ssl.SSLError) as error:
-            if self._context is None:
-                raise
-            log.error("%s: cannot load %s / %s, keeping the previous certificate: %s",
-                      self.service, section.tls_cert, section.tls_key, error)
-        return self._context
-
-
-class Pop3Server:
-    """Shared state of all POP3 connections: limits, mailbox locks, login throttle."""
+    service = "pop3"
 
     def __init__(self, workers: Workers, limits: ConnectionCounts | None = None,
                  logins: LoginCache | None = None) -> None:
-        self.workers = workers
-        self.limits = limits if limits is not None else ConnectionCounts(1)
-        self.auth = Authenticator(workers, logins if logins is not None else LoginCache())
+        super().__init__(workers, limits, logins)
         self.reconciler = Reconciler(workers)
-        self.tls = TlsContexts()
         self.locks: dict[int, Session] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
-    @property
-    def config(self) -> Config:
-        # Read at each use: a SIGHUP reload replaces the store's configuration.
-        return self.workers.store.config
+    def section(self) -> Pop3Config:
+        return self.config.pop3
 
-    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                     implicit_tls: bool) -> None:
-        pop3 = self.config.pop3
-        peer = writer.get_extra_info("peername")
-        address = normalize_ip(peer[0] if isinstance(peer, tuple) else None)
-        ip = str(address) if address else "unknown"
-        if not self.limits.acquire(ip, pop3.max_connections, pop3.max_connections_per_ip):
-            log.warning("pop3: connection from %s refused: too many connections", ip)
-            if not implicit_tls:
-                writer.write(protocol.err("[SYS/TEMP] Too many connections, try again later."))
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        session = Session(self, reader, writer, address, ip, task)
-        self.sessions.add(session)
-        try:
-            await session.run(implicit_tls)
-        except (Disconnect, OSError, TimeoutError):
-            pass  # the client went away, broke TLS or stopped reading: nothing to report
-        except asyncio.CancelledError:
-            session.say_goodbye()
-        except Exception:
-            log.exception("pop3: session with %s failed", ip)
-        finally:
-            session.release()
-            self.tasks.discard(task)
-            self.limits.release(ip)
-            writer.close()
+    def refuse(self, writer: asyncio.StreamWriter, **options: Any) -> None:
+        if not options.get("implicit_tls"):  # before a handshake, nothing can be said
+            writer.write(protocol.err("[SYS/TEMP] Too many connections, try again later."))
 
-    async def close(self) -> None:
-        """Server stop: end every session without deleting anything (a DELE only takes
-        effect at QUIT)."""
-        tasks = list(self.tasks)
-        updating = {session.task for session in self.sessions if session.updating}
-        for task in tasks:
-            # A session already deleting after QUIT finishes and answers its client.
-            if task not in updating:
-                task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_GRACE)
+class Session(TextSession):
+    """One POP3 connection: drives a protocol.Connection and does the I/O it asks for."""
 
+    service = "pop3"
+    read_size = READ_SIZE
+    machine: protocol.Connection  # the session state machine, made when the session starts
 
-class Session:
-    """One connection: drives a protocol.Connection and does the I/O it asks for."""
+    server: Pop3Server
 
     def __init__(self, server: Pop3Server, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, address: IPAddress | None, ip: str,
                  task: asyncio.Task[Any]) -> None:
+        super().__init__(server, reader, writer, address, ip, task)
         self.server = server
-        self.task = task
-        self.updating = False
         self.workers = server.workers
         self.store = server.workers.store
-        self.reader = reader
-        self.writer = writer
-        self.address = address
-        self.ip = ip
-        self.conn: protocol.Connection | None = None
         self.mailbox: MailboxRow | None = None
         self.rows: list[Entry] = []
         self.retrieval: Retrieval | None = None
@@ -208,55 +80,53 @@ class Session:
     def pop3(self) -> Pop3Config:
         return self.server.config.pop3
 
+    @property
+    def timeout(self) -> float:
+        return float(self.pop3.timeout)
+
+    def plaintext_allowed(self, tls_active: bool) -> bool:
+        pop3 = self.pop3
+        return plaintext_auth_allowed(
+            self.ip, tls_active=tls_active, allow_plaintext_auth=pop3.allow_plaintext_auth,
+            trusted_networks=pop3.trusted_networks)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self.server.tls.get(self.pop3)
+
     # -- connection life --------------------------------------------------------------------
 
-    async def run(self, implicit_tls: bool) -> None:
-        context = self.server.tls.get(self.pop3)
+    async def run(self, implicit_tls: bool = False, **_: Any) -> None:
+        context = self.tls_context()
         if implicit_tls:
             if context is None:
                 log.error("pop3: a POP3S connection but no certificate (pop3.tls_cert and "
                           "pop3.tls_key were removed by a reload?)")
                 return
-            await self.writer.start_tls(context, ssl_handshake_timeout=self._handshake_timeout())
-        conn = self.conn = protocol.Connection(
+            await self.writer.start_tls(context, ssl_handshake_timeout=self.handshake_timeout())
+        self.machine = protocol.Connection(
             hostname=self.server.config.hostname,
             tls_available=context is not None,
             tls_active=implicit_tls,
-            plaintext_allowed=self._plaintext_allowed(implicit_tls),
+            plaintext_allowed=self.plaintext_allowed(implicit_tls),
             max_errors=self.pop3.max_errors,
         )
-        await self._write(conn.greeting())
-        while True:
-            event = conn.next_event()
-            if isinstance(event, protocol.NeedData):
-                data = await self._read()
-                if data is None:
-                    await self._write(conn.timed_out().data, quick=True)
-                    return
-                if not data:
-                    return
-                conn.receive_data(data)
-            elif isinstance(event, protocol.Send):
-                await self._write(event.data)
-                if event.close:
-                    return
-            elif isinstance(event, protocol.Authenticate):
-                answer = await self._login(conn, event)
-                await self._write(answer.data)
-                if answer.close:  # too many errors
-                    return
-            elif isinstance(event, protocol.StartTls):
-                await self._start_tls(conn, event)
-            elif isinstance(event, protocol.Retrieve):
-                assert self.retrieval is not None
-                await self.retrieval.retrieve(conn, event)
-            elif isinstance(event, protocol.Update):
-                answer = await self._update(conn, event)
-                # The mailbox is given back before the client hears that its session is
-                # over, so it can log in again the moment it reads the answer.
-                self.release()
-                await self._write(answer.data)
-                return
+        await self.serve(self.machine)
+
+    async def handle(self, event: object) -> bool:
+        if isinstance(event, protocol.Retrieve):
+            assert self.retrieval is not None
+            await self.retrieval.retrieve(self.machine, event)
+            return False
+        assert isinstance(event, protocol.Update)
+        answer = await self._update(self.machine, event)
+        # The mailbox is given back before the client hears that its session is over, so it
+        # can log in again the moment it reads the answer.
+        self.release()
+        await self.send(answer.data)
+        return True
+
+    def end(self) -> None:
+        self.release()
 
     def release(self) -> None:
         """Give back the mailbox lock, if this session holds it; safe to call twice."""
@@ -271,51 +141,16 @@ class Session:
             log.info("pop3: logout user=%s ip=%s retr=%d dele=%d", mailbox.address,
                      self.ip, self.retrieval.retrieved if self.retrieval else 0, self.deleted)
 
-    def say_goodbye(self) -> None:
-        """Best effort on server stop; never waits for a slow client."""
-        if self.conn is not None and not self.writer.is_closing():
-            with contextlib.suppress(Exception):
-                self.writer.write(self.conn.shutting_down().data)
+    async def tls_started(self) -> None:
+        self.machine.tls_started(plaintext_allowed=self.plaintext_allowed(True))
 
-    def _handshake_timeout(self) -> float:
-        return float(min(self.pop3.timeout, HANDSHAKE_TIMEOUT))
-
-    def _plaintext_allowed(self, tls_active: bool) -> bool:
-        pop3 = self.pop3
-        return plaintext_auth_allowed(
-            self.ip, tls_active=tls_active, allow_plaintext_auth=pop3.allow_plaintext_auth,
-            trusted_networks=pop3.trusted_networks)
-
-    async def _read(self) -> bytes | None:
-        """Some bytes, b"" at end of stream, None after `timeout` seconds of silence."""
-        try:
-            async with asyncio.timeout(self.pop3.timeout):
-                return await self.reader.read(READ_SIZE)
-        except TimeoutError:
-            return None
-
-    # -- Output, for Retrieval ----------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def drain(self) -> None:
-        await self._drain()
-
-    async def send(self, data: bytes) -> None:
-        await self._write(data)
-
-    async def _write(self, data: bytes, *, quick: bool = False) -> None:
-        self.writer.write(data)
-        await self._drain(quick=quick)
-
-    async def _drain(self, *, quick: bool = False) -> None:
-        await drain_while_read(self.writer, 1.0 if quick else self.pop3.timeout)
+    def tls_failed(self) -> None:
+        self.machine.tls_failed()
 
     # -- commands that need the outside world ------------------------------------------------
 
-    async def _login(self, conn: protocol.Connection,
-                     event: protocol.Authenticate) -> protocol.Send:
+    async def login(self, event: protocol.Authenticate) -> protocol.Send:
+        conn = self.machine
         outcome = await self.server.auth.login(Attempt(
             "pop3", event.username, event.password, event.mechanism, self.address, self.ip))
         if isinstance(outcome, Refusal):
@@ -375,30 +210,12 @@ class Session:
                                       row.uidl))
         return entries
 
-    async def _start_tls(self, conn: protocol.Connection, event: protocol.StartTls) -> None:
-        context = self.server.tls.get(self.pop3)
-        await self._write(event.reply)
-        # Anything the client sent after STLS and before the handshake is plaintext that an
-        # attacker may have injected (CVE-2011-0411 class): drop it. StreamReader has no public
-        # way to do that, hence the private buffer.
-        buffered = getattr(self.reader, "_buffer", None)
-        if isinstance(buffered, bytearray):
-            buffered.clear()
-        try:
-            assert context is not None
-            await self.writer.start_tls(context, ssl_handshake_timeout=self._handshake_timeout())
-        except (ssl.SSLError, OSError, TimeoutError) as error:
-            log.info("pop3: TLS handshake with %s failed: %s", self.ip, error)
-            conn.tls_failed()
-            raise Disconnect from None
-        conn.tls_started(plaintext_allowed=self._plaintext_allowed(True))
-
     async def _update(self, conn: protocol.Connection, event: protocol.Update) -> protocol.Send:
         assert self.mailbox is not None
         wanted = [self.rows[n - 1] for n in event.numbers]
         if not wanted:
             return conn.update_finished(deleted=0, failed=0)
-        self.updating = True
+        self.finishing = True
         try:
             # Shielded: once the deletes started they finish even if the task is cancelled.
             deleted, failed = await asyncio.shield(
@@ -418,3 +235,6 @@ class Session:
         targets = [current[row.uidl] for row in wanted if row.uidl in current]
         failed = self.store.delete_messages(mailbox, targets)
         return len(targets) - len(failed), len(failed)
+
+
+Pop3Server.session_class = Session

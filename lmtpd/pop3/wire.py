@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from lmtpd.textproto import NEED_DATA, Authenticate, NeedData, Send, StartTls, UsageError
+
+__all__ = ["CRLF", "NEED_DATA", "TOO_LONG", "Authenticate", "Event", "LineBuffer",
+           "LoginFailure", "MessageInfo", "NeedData", "Retrieve", "Send", "StartTls", "State",
+           "Update", "UsageError", "err", "multiline", "ok"]
 
 CRLF = b"\r\n"
 
@@ -26,43 +32,7 @@ class LoginFailure(enum.Enum):
     TEMPORARY = "temporary"  # the index could not be read
 
 
-class UsageError(RuntimeError):
-    """The server drove the session out of order (a bug in the caller, never the client)."""
-
-
 # -- events -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NeedData:
-    """No complete command line is buffered: read more and call `receive_data`."""
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write `data`; when `close` is set, close the connection afterwards."""
-
-    data: bytes
-    close: bool = False
-
-
-@dataclass(frozen=True)
-class Authenticate:
-    """Check these credentials, then call `login_succeeded` or `login_failed`. An empty
-    password never matches (it stands for one that could not be decoded)."""
-
-    username: str
-    # Kept out of repr() so a password can never reach a log line or a test report.
-    password: str = field(default="", repr=False)
-    mechanism: str = "USER"
-
-
-@dataclass(frozen=True)
-class StartTls:
-    """Write `reply`, drop any bytes already received (they came before the handshake and
-    could be injected), run the TLS handshake, then call `tls_started` or `tls_failed`."""
-
-    reply: bytes
 
 
 @dataclass(frozen=True)
@@ -85,7 +55,6 @@ class Update:
 
 
 Event = NeedData | Send | Authenticate | StartTls | Retrieve | Update
-NEED_DATA = NeedData()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Blocking code: the CLI calls it directly; the servers call it through lmtpd.stor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ class MailboxInfo:
         return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _mailbox_dir(mail_root: Path, address: str) -> Path:
+    """Where a mailbox lives; remembered, since every stored copy asks (an address is
+    validated once, and the answer never changes)."""
+    return maildir.mailbox_dir(mail_root, parse_address(address))
+
+
 class Store:
     def __init__(self, config: Config, *, durable_index: bool = False) -> None:
         self.config = config
@@ -86,7 +94,7 @@ class Store:
     # -- paths -----------------------------------------------------------------------------
 
     def mailbox_dir(self, address: str) -> Path:
-        return maildir.mailbox_dir(self.mail_root, parse_address(address))
+        return _mailbox_dir(self.mail_root, address)
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -201,8 +209,7 @@ class Store:
         base = self.mailbox_dir(mailbox.address)
         path = maildir.folder_dir(base, folder)
         if create:
-            if self.mail_root.is_dir():
-                maildir.check_no_links(self.mail_root, base)
+            maildir.check_no_links(self.mail_root, base)
             maildir.ensure_maildir(path, fsync=self.fsync, subfolder=path != base)
         return path
 

@@ -126,7 +126,7 @@ def list_folders(mailbox: Path) -> list[str]:
     return folders
 
 
-def _real_dir(path: Path) -> bool:
+def _real_dir(path: str | Path) -> bool:
     """Whether `path` is a directory itself, not a symbolic link to one (False: missing)."""
     try:
         mode = os.lstat(path).st_mode
@@ -139,18 +139,21 @@ def _real_dir(path: Path) -> bool:
 
 
 def check_no_links(top: Path, path: Path) -> None:
-    """Refuse a directory below `top` on the way to `path` that is a symbolic link: mail
-    must never be written, read or locked through a link planted in the store."""
-    for parent in reversed(path.relative_to(top).parents):
-        if parent != Path("."):
-            _real_dir(top / parent)
-    _real_dir(path)
+    """Refuse a directory below `top` on the way to `path` (which lies below it) that is a
+    symbolic link: mail must never be written, read or locked through a link planted in the
+    store. On every delivery, so strings and lstat() only."""
+    current = os.fspath(top)
+    for part in os.fspath(path)[len(current):].split("/"):
+        if part:
+            current = f"{current}/{part}"
+            _real_dir(current)
 
 
 def ensure_maildir(path: Path, *, fsync: bool, subfolder: bool = False) -> None:
     """Create `cur/ new/ tmp/` (and the Maildir++ `maildirfolder` marker) if missing. A
     symbolic link where one of them (or the folder) should be raises OSError."""
-    if all(_real_dir(path / sub) for sub in ("tmp", "new", "cur")):
+    text = os.fspath(path)
+    if _real_dir(f"{text}/tmp") and _real_dir(f"{text}/new") and _real_dir(f"{text}/cur"):
         return
     created = not _real_dir(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

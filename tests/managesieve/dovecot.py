@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, free_port, require_tool, require_user, wait_for
+from tests import dovecot_process
+from tests.conftest import IN_CI, free_port, require_tool, require_user
 
 MANAGESIEVE = "/usr/lib/dovecot/managesieve"
 
@@ -80,38 +79,14 @@ class ManageSieved:
         return conf
 
     def start(self) -> None:
-        dovecot = require_tool("dovecot")
+        require_tool("dovecot")
         if not os.path.exists(MANAGESIEVE):
             if IN_CI:
                 pytest.fail("dovecot-managesieved is not installed; .ci/run must install it")
             pytest.skip("dovecot-managesieved is not installed")
-        conf = self.write()
-        self.process = subprocess.Popen([dovecot, "-F", "-c", str(conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
-        ready = wait_for(lambda: self.process is not None and (
-            self.process.poll() is not None or _connectable(self.port)), timeout=30)
-        if not ready or self.process.poll() is not None:
-            error = self.process.stderr.read().decode() if self.process.stderr else ""
-            self.stop()
-            raise AssertionError(f"dovecot did not start: {error}")
+        self.process = dovecot_process.start(
+            self.write(), lambda: dovecot_process.connectable(("127.0.0.1", self.port)))
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _connectable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.connect(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        dovecot_process.stop(process)

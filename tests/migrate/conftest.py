@@ -8,8 +8,6 @@ import os
 import poplib
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_tool, require_user, wait_for
+from tests import dovecot_process
+from tests.conftest import free_port, require_tool, require_user
 
 
 def dovecot_hash(scheme: str, password: str) -> str:
@@ -153,32 +152,16 @@ class Dovecot:
         ]) + "\n")
 
     def start(self) -> None:
-        dovecot = require_tool("dovecot")
         if not self.conf.exists():
             self.write()
-        self.process = subprocess.Popen([dovecot, "-F", "-c", str(self.conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
-        ready = wait_for(lambda: self.process is not None and (
-            self.process.poll() is not None
-            or (_connectable(str(self.socket_path)) and _connectable(("127.0.0.1",
-                                                                      self.pop3_port)))),
-            timeout=30)
-        if not ready or self.process.poll() is not None:
-            err = self.process.stderr.read().decode() if self.process.stderr else ""
-            self.stop()
-            raise AssertionError(f"dovecot did not start: {err}\n{self.log()}")
+        self.process = dovecot_process.start(
+            self.conf, lambda: (dovecot_process.connectable(str(self.socket_path))
+                                and dovecot_process.connectable(("127.0.0.1", self.pop3_port))),
+            self.log)
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        dovecot_process.stop(process)
         # Its children (auth, pop3, lmtp) exit after the master; wait until none holds the
         # Maildirs any more, so the import sees finished files.
         time.sleep(0.2)
@@ -192,16 +175,6 @@ class Dovecot:
         client.user(user.address)
         client.pass_(user.password)
         return client
-
-
-def _connectable(address: str | tuple[str, int]) -> bool:
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(address)
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture

@@ -99,8 +99,8 @@ def test_login_rehashes_to_argon2id(tmp_path: Any) -> None:
     """The login path of POP3 and ManageSieve takes an imported hash and replaces it with an
     argon2id one at the first right password."""
     from lmtpd import config as config_module
+    from lmtpd.login_cache import LoginCache
     from lmtpd.logins import Attempt, Authenticator, Refusal
-    from lmtpd.pop3.login_cache import LoginCache
     from lmtpd.store.mailboxes import Store
     from lmtpd.store.worker import Workers
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lmtpd.pop3.throttle import (
+from lmtpd.store.index import Index
+from lmtpd.throttle import (
     IndexRecords,
     LoginThrottle,
     is_trusted,
     normalize_ip,
     plaintext_auth_allowed,
 )
-from lmtpd.store.index import Index
 
 
 class Clock:

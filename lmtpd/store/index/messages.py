@@ -37,13 +37,17 @@ class MessageQueries(Database):
         now = time.time()
         with self.transaction():
             remember = bool(duplicate_window and meta.message_id)
-            row_id = self._row_of(mailbox_id, stored)
+            refusal = None
+            if remember and check_duplicate and self._seen(mailbox_id, meta.message_id, now):
+                refusal = NotRecorded.DUPLICATE
+            elif quota > 0 and self.usage(mailbox_id)[1] + stored.size > quota:
+                refusal = NotRecorded.OVER_QUOTA
+            # Only a refused file can be one the comparison found (it left a mark, and the
+            # file counts in usage): looked up then, not on every delivery.
+            row_id = self._row_of(mailbox_id, stored) if refusal else None
+            if refusal and row_id is None:
+                return refusal
             if row_id is None:
-                if remember and check_duplicate and self._seen(mailbox_id, meta.message_id,
-                                                               now):
-                    return NotRecorded.DUPLICATE
-                if quota > 0 and self.usage(mailbox_id)[1] + stored.size > quota:
-                    return NotRecorded.OVER_QUOTA
                 row_id = self._insert(mailbox_id, stored, meta)
             if remember:
                 self.conn.execute(

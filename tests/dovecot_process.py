@@ -1,0 +1,52 @@
+"""A private Dovecot for the tests that compare with it or migrate from it: started in the
+foreground on a generated configuration, in a session of its own, and stopped with all its
+children."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import require_tool, wait_for
+
+
+def connectable(address: str | tuple[str, int]) -> bool:
+    """Whether something accepts connections at a Unix socket path or (host, port)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def start(conf: Path, ready: Callable[[], bool], log: Callable[[], str] = str
+          ) -> subprocess.Popen[bytes]:
+    """`dovecot -F -c CONF`, returned once `ready()` holds; AssertionError with Dovecot's
+    own words if it ends or does not get ready within 30 s."""
+    process = subprocess.Popen([require_tool("dovecot"), "-F", "-c", str(conf)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    up = wait_for(lambda: process.poll() is not None or ready(), timeout=30)
+    if not up or process.poll() is not None:
+        error = process.stderr.read().decode() if process.stderr else ""
+        stop(process)
+        raise AssertionError(f"dovecot did not start: {error}\n{log()}")
+    return process
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL to the whole session after 20 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
