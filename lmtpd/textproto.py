@@ -1,6 +1,6 @@
 """What the line protocols users talk to (POP3, ManageSieve) share, without I/O: the events a
-session state machine hands its server, why a login is refused, and the error for a server
-that drives a session out of order."""
+session state machine hands its server, why a login is refused, the error for a server that
+drives a session out of order, and a line buffer with a bounded line length."""
 
 from __future__ import annotations
 
@@ -54,3 +54,61 @@ class StartTls:
 
 
 NEED_DATA = NeedData()
+
+
+# -- command lines --------------------------------------------------------------------------
+
+
+class _TooLong:
+    """Marker for a line that exceeded the limit (it was discarded up to its end)."""
+
+
+TOO_LONG = _TooLong()
+
+
+class LineBuffer:
+    """Splits received bytes into lines. A line longer than the limit is discarded up to its
+    LF and reported once as TOO_LONG, so memory stays bounded whatever the client sends."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def clear(self) -> None:
+        self._buffer.clear()
+        self._discarding = False
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def take(self, limit: int) -> bytes:
+        """Up to `limit` buffered octets as they came, line ends or not (a literal's)."""
+        taken = bytes(self._buffer[:limit])
+        del self._buffer[:limit]
+        return taken
+
+    def next_line(self, limit: int) -> bytes | _TooLong | None:
+        """The next line without its line end; None when no complete line is buffered."""
+        end = self._buffer.find(b"\n")
+        if self._discarding:
+            if end < 0:
+                self._buffer.clear()
+                return None
+            del self._buffer[: end + 1]
+            self._discarding = False
+            return TOO_LONG
+        if end < 0:
+            if len(self._buffer) >= limit:
+                # No LF within the limit: drop what we have and skip to the end of the line.
+                self._buffer.clear()
+                self._discarding = True
+            return None
+        if end + 1 > limit:
+            del self._buffer[: end + 1]
+            return TOO_LONG
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line[:-1] if line.endswith(b"\r") else line

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lmtpd.textproto import TOO_LONG, LineBuffer
+
 CRLF = b"\r\n"
 # A literal over the limit is read past and dropped; one over this many times the limit ends
 # the connection instead.
 SKIP_LIMIT = 16
-_LITERAL_AT_END = re.compile(rb"\{(\d{1,19})(\+?)\}\r?$")
+_LITERAL_AT_END = re.compile(rb"\{(\d{1,19})(\+?)\}$")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,6 @@ class Command:
     """One line of tokens: a command, or a client's SASL response (a lone string)."""
 
     tokens: tuple[Token, ...]
-    size: int  # octets received for it, literals included
 
     @property
     def name(self) -> str:
@@ -80,20 +81,20 @@ class CommandReader:
     def __init__(self, max_line: int = 8192, max_literal: int = 1 << 20) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
-        self._buffer = bytearray()
+        self._lines = LineBuffer()
         self._parts: list[bytes | bytearray | _Skipped] = []
         self._literal_left = 0  # octets of the current literal still to come
         self._kept = 0  # literal octets kept for the current command
         self._keep_literal = True
-        self._line_size = 0
-        self._discarding = False  # dropping an over-long line up to its LF
+        self._line_size = 0  # line octets of the current command so far, literals not counted
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        self._lines.feed(data)
 
     def clear(self) -> None:
         """Forget everything buffered (bytes received before a TLS handshake)."""
-        self.__init__(self.max_line, self.max_literal)  # type: ignore[misc]
+        self._lines.clear()
+        self._reset()
 
     @property
     def in_literal(self) -> bool:
@@ -106,36 +107,24 @@ class CommandReader:
                 if not self._read_literal():
                     return None
                 continue
-            end = self._buffer.find(b"\n")
-            if self._discarding:
-                if end < 0:
-                    self._buffer.clear()
-                    return None
-                del self._buffer[: end + 1]
-                self._reset()
-                return SyntaxProblem("Command line too long.")
-            if end < 0:
-                if self._line_size + len(self._buffer) > self.max_line:
-                    self._buffer.clear()
-                    self._discarding = True
+            # A command's line segments (between its literals) share one limit.
+            segment = self._lines.next_line(self.max_line - self._line_size)
+            if segment is None:
                 return None
-            segment = bytes(self._buffer[: end + 1])
-            del self._buffer[: end + 1]
-            self._line_size += len(segment)
-            if self._line_size > self.max_line:
+            if segment is TOO_LONG:
                 self._reset()
                 return SyntaxProblem("Command line too long.")
-            segment = segment.removesuffix(b"\n")
+            assert isinstance(segment, bytes)
+            self._line_size += len(segment) + len(CRLF)
             literal = _LITERAL_AT_END.search(segment)
             if literal is None:
-                self._parts.append(segment.removesuffix(b"\r"))
+                self._parts.append(segment)
                 return self._finish()
             self._parts.append(segment[: literal.start()])
             self._literal_left = int(literal.group(1))
             if self._literal_left > SKIP_LIMIT * self.max_literal:
                 # Reading past it would take for ever: end the session, as Dovecot does.
-                self._reset()
-                self._buffer.clear()
+                self.clear()
                 return SyntaxProblem("Literal size too large.", fatal=True)
             # The literals of one command together stay within max_literal.
             self._keep_literal = self._kept + self._literal_left <= self.max_literal
@@ -146,13 +135,12 @@ class CommandReader:
 
     def _read_literal(self) -> bool:
         """Move literal octets out of the buffer; True once the literal is complete."""
-        taken = min(self._literal_left, len(self._buffer))
+        taken = self._lines.take(self._literal_left)
         if self._keep_literal:
             current = self._parts[-1]
             assert isinstance(current, bytearray)
-            current += self._buffer[:taken]
-        del self._buffer[:taken]
-        self._literal_left -= taken
+            current += taken
+        self._literal_left -= len(taken)
         return self._literal_left == 0
 
     def _reset(self) -> None:
@@ -160,17 +148,16 @@ class CommandReader:
         self._kept = 0
         self._line_size = 0
         self._literal_left = 0
-        self._discarding = False
 
     def _finish(self) -> Command | SyntaxProblem:
-        parts, size = self._parts, self._line_size + self._kept
+        parts = self._parts
         self._reset()
         skipped = next((p.size for p in parts if isinstance(p, _Skipped)), None)
         try:
             tokens = _tokens(parts)
         except _BadSyntax as error:
             return SyntaxProblem(str(error), _name_of(parts), skipped)
-        command = Command(tuple(tokens), size)
+        command = Command(tuple(tokens))
         if skipped is not None:
             return SyntaxProblem("Literal size too large.", command.name, skipped)
         return command

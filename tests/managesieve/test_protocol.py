@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from lmtpd.managesieve import operations as op
-from lmtpd.managesieve import protocol
+from lmtpd.managesieve import protocol, wire
 from lmtpd.managesieve.protocol import Capabilities, Connection, Failure, LoginFailure, Result
 from lmtpd.scripts import sieve_capability
 from lmtpd.sieve import SUPPORTED_EXTENSIONS
@@ -233,3 +233,25 @@ def test_wrong_arguments() -> None:
         assert sent(feed(conn, line)).startswith(b"NO ")
     # The literal of the refused PUTSCRIPT was read as its argument, not as a command.
     assert perform(conn, b"LISTSCRIPTS\r\n") == op.ListScripts()
+
+
+def test_commands_read_the_same_however_the_bytes_are_split() -> None:
+    """A client's writes reach us cut anywhere: inside a line end, a literal or its size."""
+    data = (b'PUTSCRIPT "a b" {12+}\r\nkeep;\r\nstop;\r\nPUTSCRIPT "x" {3}\r\nabc\r\nNOOP\n'
+            b'AUTHENTICATE "PLAIN" {4+}\r\nabcd {2+}\r\nxy\r\n'
+            + b"NOOP " + b"z" * 9000 + b"\r\nNOOP\r\n")
+
+    def read(chunks: list[bytes]) -> list[wire.Command | wire.SyntaxProblem]:
+        reader, commands = wire.CommandReader(), []
+        for chunk in chunks:
+            reader.feed(chunk)
+            while (command := reader.next_command()) is not None:
+                commands.append(command)
+        return commands
+
+    whole = read([data])
+    assert [c.name if isinstance(c, wire.Command) else c.message for c in whole] == [
+        "PUTSCRIPT", "PUTSCRIPT", "NOOP", "AUTHENTICATE", "Command line too long.", "NOOP"]
+    assert whole[0].args[1] == wire.String("keep;\r\nstop;", literal=True)
+    assert read([data[i:i + 1] for i in range(len(data))]) == whole
+    assert read([data[i:i + 7] for i in range(0, len(data), 7)]) == whole
