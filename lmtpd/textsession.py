@@ -90,6 +90,7 @@ class TextSession:
     def __init__(self, server: TextServer, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, address: IPAddress | None, ip: str,
                  task: asyncio.Task[Any]) -> None:
+        self.server = server
         self.reader = reader
         self.writer = writer
         self.address = address

@@ -20,7 +20,7 @@ from lmtpd.managesieve.protocol import Capabilities
 from lmtpd.managesieve.scriptbox import ScriptBox
 from lmtpd.scripts import notify_capability, sieve_capability
 from lmtpd.textsession import TextServer, TextSession
-from lmtpd.throttle import IPAddress, plaintext_auth_allowed
+from lmtpd.throttle import plaintext_auth_allowed
 
 log = logging.getLogger("lmtpd.managesieve")
 
@@ -52,13 +52,7 @@ class Session(TextSession):
     machine: protocol.Connection  # the session state machine, made when the session starts
 
     server: ManageSieveServer
-
-    def __init__(self, server: ManageSieveServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, address: IPAddress | None, ip: str,
-                 task: asyncio.Task[Any]) -> None:
-        super().__init__(server, reader, writer, address, ip, task)
-        self.server = server
-        self.scripts: ScriptBox | None = None
+    scripts: ScriptBox | None = None  # the user's scripts, once logged in
 
     @property
     def section(self) -> ManageSieveConfig:

@@ -67,7 +67,6 @@ class Session(TextSession):
                  writer: asyncio.StreamWriter, address: IPAddress | None, ip: str,
                  task: asyncio.Task[Any]) -> None:
         super().__init__(server, reader, writer, address, ip, task)
-        self.server = server
         self.workers = server.workers
         self.store = server.workers.store
         self.mailbox: MailboxRow | None = None
