@@ -5,13 +5,25 @@ children."""
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import require_tool, wait_for
+from tests.conftest import require_tool, require_user, wait_for
+
+
+def service_ids() -> tuple[int, int, str, str]:
+    """(uid, gid, internal user, login user) a private Dovecot runs mail and its services as:
+    the package's users as root, ourselves otherwise."""
+    if os.geteuid() != 0:
+        name = pwd.getpwuid(os.getuid()).pw_name
+        return os.getuid(), os.getgid(), name, name
+    entry = require_user("dovecot", "dovecot-core")
+    require_user("dovenull", "dovecot-core")
+    return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
 
 
 def connectable(address: str | tuple[str, int]) -> bool:

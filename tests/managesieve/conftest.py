@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from lmtpd import config
-from lmtpd.store.mailboxes import Store
 from tests.conftest import Lmtpd, free_port, require_tool
 
-PASSWORD = "secret"
+# The ManageSieve tests log in with the POP3 tests' password and make mailboxes the same way.
+from tests.pop3.conftest import PASSWORD, add_mailboxes  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -42,15 +41,6 @@ def sieve_overrides(cert: tuple[str, str] | None = None, **section: Any) -> dict
 
 def sieve_port(instance: Lmtpd) -> int:
     return int(instance.settings["managesieve"]["listen"][0].rsplit(":", 1)[1])
-
-
-def add_mailboxes(instance: Lmtpd, *addresses: str) -> None:
-    store = Store(config.load(instance.config_path))
-    try:
-        for address in addresses:
-            store.add_mailbox(address, PASSWORD)
-    finally:
-        store.close()
 
 
 @pytest.fixture(scope="module")

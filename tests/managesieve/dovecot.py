@@ -5,27 +5,15 @@ home. The system Dovecot, if any, is not touched."""
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import dovecot_process
-from tests.conftest import IN_CI, free_port, require_tool, require_user
+from tests.conftest import IN_CI, free_port, require_tool
 
 MANAGESIEVE = "/usr/lib/dovecot/managesieve"
-
-
-def _ids() -> tuple[int, int, str, str]:
-    """(uid, gid, internal user, login user): the package's users as root, ourselves
-    otherwise."""
-    if os.geteuid() != 0:
-        name = pwd.getpwuid(os.getuid()).pw_name
-        return os.getuid(), os.getgid(), name, name
-    entry = require_user("dovecot", "dovecot-core")
-    require_user("dovenull", "dovecot-core")
-    return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
 
 
 class ManageSieved:
@@ -33,7 +21,7 @@ class ManageSieved:
                  max_script_size: int) -> None:
         self.root = root
         self.port = free_port()
-        self.uid, self.gid, self.internal, self.login = _ids()
+        self.uid, self.gid, self.internal, self.login = dovecot_process.service_ids()
         self.settings = {"user": user, "password": password, "max_scripts": max_scripts,
                          "max_script_size": max_script_size}
         self.process: subprocess.Popen[bytes] | None = None

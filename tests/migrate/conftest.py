@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import poplib
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import dovecot_process
-from tests.conftest import free_port, require_tool, require_user
+from tests.conftest import free_port, require_tool
 
 
 def dovecot_hash(scheme: str, password: str) -> str:
@@ -44,17 +43,6 @@ class DovecotUser:
         return self.address.split("@")[1]
 
 
-def _mail_ids() -> tuple[int, int, str, str]:
-    """(uid, gid, internal user, login user) Dovecot runs mail and its services as: the
-    package's users as root, ourselves otherwise."""
-    if os.geteuid() != 0:
-        name = pwd.getpwuid(os.getuid()).pw_name
-        return os.getuid(), os.getgid(), name, name
-    entry = require_user("dovecot", "dovecot-core")
-    require_user("dovenull", "dovecot-core")
-    return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
-
-
 class Dovecot:
     """A Dovecot of our own; the system one (if any) is not touched."""
 
@@ -66,7 +54,7 @@ class Dovecot:
         self.conf = root / "dovecot.conf"
         self.socket_path = root / "run" / "lmtp.sock"
         self.pop3_port = free_port()
-        self.uid, self.gid, self.internal, self.login = _mail_ids()
+        self.uid, self.gid, self.internal, self.login = dovecot_process.service_ids()
         self.process: subprocess.Popen[bytes] | None = None
 
     def layout(self) -> str:
