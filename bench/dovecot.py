@@ -281,6 +281,19 @@ def parse_sizes(text: str) -> list[int]:
     return result
 
 
+def lmtpd_config(root: Path, domain: str, *, fsync: bool, lmtp: str = "", pop3: str = "",
+                 rest: str = "", log_level: str = "warning") -> str:
+    """A bench's lmtpd configuration: store, LMTP socket and POP3 under `root`, the one local
+    `domain`, by default only warnings logged. `lmtp` and `pop3` are more lines of those
+    sections (POP3 has no listener unless `pop3` names one); `rest` is further sections."""
+    return (f'hostname = "bench.{domain}"\n'
+            f'[store]\nroot = "{root / "store"}"\nfsync = {"true" if fsync else "false"}\n'
+            f'[domains]\nlocal = ["{domain}"]\n'
+            f'[lmtp]\nsocket = "{root / "lmtp.sock"}"\n{lmtp}'
+            f'[pop3]\n{pop3 or "listen = []"}\n'
+            f'[log]\nlevel = "{log_level}"\n' + rest)
+
+
 def start_lmtpd(config_path: Path, log_path: Path, ready: Callable[[], bool],
                 timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """`python -m lmtpd serve` from this checkout (PYTHONPATH, so an unusual venv state does

@@ -72,14 +72,9 @@ class Lmtpd:
         self.socket_path = root / "lmtp.sock"
         self.store_root = root / "store"
         self.config_path = root / "lmtpd.toml"
-        self.config_path.write_text(
-            f'hostname = "bench.{DOMAIN}"\n'
-            f'[store]\nroot = "{self.store_root}"\nfsync = true\n'
-            f'[domains]\nlocal = ["{DOMAIN}"]\n'
-            f'[lmtp]\nsocket = "{self.socket_path}"\nmax_message_size = {max_message_size}\n'
-            f'[pop3]\nlisten = ["127.0.0.1:{dovecot_mod.free_port()}"]\n'
-            '[log]\nlevel = "warning"\n'
-        )
+        self.config_path.write_text(dovecot_mod.lmtpd_config(
+            root, DOMAIN, fsync=True, lmtp=f"max_message_size = {max_message_size}\n",
+            pop3=f'listen = ["127.0.0.1:{dovecot_mod.free_port()}"]'))
         self.process: subprocess.Popen[bytes] | None = None
 
     def add_users(self, addresses: Sequence[str]) -> None:

@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from dovecot import free_port, lmtpd_config  # bench/ is on the path: this is run as a script
+
 from lmtpd import config as config_module
 from lmtpd.spool import Spool
 from lmtpd.store.index import MessageMeta
@@ -35,21 +37,11 @@ MANY = "many@example.org"
 BIG = "big@example.org"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_config(root: Path, port: int) -> Path:
     path = root / "lmtpd.toml"
-    path.write_text(
-        'hostname = "bench.example.org"\n'
-        f'[store]\nroot = "{root / "store"}"\nfsync = false\n'
-        '[domains]\nlocal = ["example.org"]\n'
-        f'[lmtp]\nsocket = "{root / "lmtp.sock"}"\n'
-        f'[pop3]\nlisten = ["127.0.0.1:{port}"]\n'
-    )
+    # start_server waits for the "lmtpd ready" line, logged at level info.
+    path.write_text(lmtpd_config(root, "example.org", fsync=False, log_level="info",
+                                 pop3=f'listen = ["127.0.0.1:{port}"]'))
     return path
 
 

@@ -107,16 +107,10 @@ class Lmtpd:
         self.port = dovecot_mod.free_port()
         cache = f"login_cache = {login_cache}\n" if login_cache is not None else ""
         self.config_path = root / "lmtpd.toml"
-        self.config_path.write_text(
-            f'hostname = "bench.{DOMAIN}"\n'
-            f'[store]\nroot = "{root / "store"}"\nfsync = false\n'
-            f'[domains]\nlocal = ["{DOMAIN}"]\n'
-            f'[lmtp]\nsocket = "{root / "lmtp.sock"}"\n'
-            # Room for c = 16 plus the warm-up; the default per-IP limit is 20.
-            f'[pop3]\nlisten = ["127.0.0.1:{self.port}"]\nmax_connections_per_ip = 100\n'
-            f'{cache}'
-            '[log]\nlevel = "warning"\n'
-        )
+        # Room for c = 16 plus the warm-up; the default per-IP limit is 20.
+        self.config_path.write_text(dovecot_mod.lmtpd_config(
+            root, DOMAIN, fsync=False,
+            pop3=f'listen = ["127.0.0.1:{self.port}"]\nmax_connections_per_ip = 100\n{cache}'))
         self.process: subprocess.Popen[bytes] | None = None
         self.store: Store | None = None
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
-from dovecot import machine, parse_ints, start_lmtpd, stop_lmtpd  # noqa: E402
+from dovecot import lmtpd_config, machine, parse_ints, start_lmtpd, stop_lmtpd  # noqa: E402
 
 DOMAIN = "bench.example"
 POLICY_REQUEST = (
@@ -70,13 +70,10 @@ class Setup:
         self.socketmap = root / "socketmap"
         self.policy = root / "policy"
         self.config_path = root / "lmtpd.toml"
-        self.config_path.write_text(
-            f'hostname = "bench.{DOMAIN}"\n'
-            f'[store]\nroot = "{root / "store"}"\nfsync = false\n'
-            f'[domains]\nlocal = ["{DOMAIN}"]\n'
-            f'[lmtp]\nsocket = "{root / "lmtp.sock"}"\n'
-            '[pop3]\nlisten = []\n[log]\nlevel = "warning"\n'
-            f'[postfix]\nsocketmap = "unix:{self.socketmap}"\npolicy = "unix:{self.policy}"\n')
+        self.config_path.write_text(lmtpd_config(
+            root, DOMAIN, fsync=False,
+            rest=(f'[postfix]\nsocketmap = "unix:{self.socketmap}"\n'
+                  f'policy = "unix:{self.policy}"\n')))
         self.postfix_config = root / "postfix"
         self.postfix_config.mkdir()
         (self.postfix_config / "main.cf").write_text(f"queue_directory = {root}\n")
