@@ -26,6 +26,24 @@ def service_ids() -> tuple[int, int, str, str]:
     return entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
 
 
+def base_settings(root: Path, internal_user: str, login_user: str) -> list[str]:
+    """The lines every private Dovecot's configuration starts with: its state under `root`,
+    loopback only, plaintext logins without TLS, and the users it runs as."""
+    return [
+        f"base_dir = {root / 'run'}",
+        f"state_dir = {root / 'state'}",
+        "listen = 127.0.0.1",
+        "ssl = no",
+        "auth_mechanisms = plain",
+        "disable_plaintext_auth = no",
+        f"default_internal_user = {internal_user}",
+        f"default_login_user = {login_user}",
+        "first_valid_uid = 1",
+        "first_valid_gid = 1",
+        f"log_path = {root / 'dovecot.log'}",
+    ]
+
+
 def connectable(address: str | tuple[str, int]) -> bool:
     """Whether something accepts connections at a Unix socket path or (host, port)."""
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET

@@ -39,19 +39,9 @@ class ManageSieved:
         os.chmod(passwd, 0o644)
         conf = self.root / "dovecot.conf"
         conf.write_text("\n".join([
-            f"base_dir = {self.root / 'run'}",
-            f"state_dir = {self.root / 'state'}",
+            *dovecot_process.base_settings(self.root, self.internal, self.login),
             "protocols = sieve",
-            "listen = 127.0.0.1",
-            "ssl = no",
-            "auth_mechanisms = plain",
-            "disable_plaintext_auth = no",
-            f"default_internal_user = {self.internal}",
-            f"default_login_user = {self.login}",
-            "first_valid_uid = 1",
-            "first_valid_gid = 1",
             "mail_location = maildir:~/Maildir",
-            f"log_path = {self.root / 'dovecot.log'}",
             "passdb {", "  driver = passwd-file",
             f"  args = scheme=PLAIN username_format=%u {passwd}", "}",
             "userdb {", "  driver = passwd-file", f"  args = username_format=%u {passwd}", "}",

@@ -78,19 +78,9 @@ class Dovecot:
         self.passwd.write_text("\n".join(rows) + "\n")
         os.chmod(self.passwd, 0o644)
         self.conf.write_text("\n".join([
-            f"base_dir = {self.root / 'run'}",
-            f"state_dir = {self.root / 'state'}",
+            *dovecot_process.base_settings(self.root, self.internal, self.login),
             "protocols = lmtp pop3",
-            "listen = 127.0.0.1",
-            "ssl = no",
-            "auth_mechanisms = plain",
-            "disable_plaintext_auth = no",
-            f"default_internal_user = {self.internal}",
-            f"default_login_user = {self.login}",
-            "first_valid_uid = 1",
-            "first_valid_gid = 1",
             f"mail_location = maildir:{self.mail_root}/{self.layout()}",
-            f"log_path = {self.root / 'dovecot.log'}",
             # Deliveries to user+Archive land in the folder Archive, created on demand.
             "recipient_delimiter = +",
             "lmtp_save_to_detail_mailbox = yes",
