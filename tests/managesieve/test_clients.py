@@ -4,10 +4,12 @@ plugin) and sieve-connect; a script they put and activate runs at the next deliv
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,17 +36,21 @@ def _plaintext_on_loopback_is_intended() -> None:
     warnings.filterwarnings("ignore", "Credentials are sent over an unencrypted connection")
 
 
-def sievelib_client(instance: Lmtpd, user: str, *, starttls: bool = False) -> Client:
+@contextlib.contextmanager
+def sievelib_client(instance: Lmtpd, user: str, *, starttls: bool = False) -> Iterator[Client]:
+    """sievelib's client, logged in as `user`, logged out at the end."""
     client = Client("localhost", sieve_port(instance))
     assert client.connect(user, PASSWORD, starttls=starttls, authmech="PLAIN")
-    return client
+    try:
+        yield client
+    finally:
+        client.logout()
 
 
 def test_sievelib_does_everything(sieve_lmtpd: Lmtpd) -> None:
     user = "lib@example.org"
     add_mailboxes(sieve_lmtpd, user)
-    client = sievelib_client(sieve_lmtpd, user)
-    try:
+    with sievelib_client(sieve_lmtpd, user) as client:
         assert client.get_implementation() == "lmtpd"
         assert "fileinto" in client.get_sieve_capabilities()
         assert client.listscripts() == (None, [])
@@ -65,8 +71,6 @@ def test_sievelib_does_everything(sieve_lmtpd: Lmtpd) -> None:
         assert client.listscripts() == ("first", [])
         assert not client.getscript("two")
         assert client.errcode == b"NONEXISTENT"
-    finally:
-        client.logout()
     lmtp_send(sieve_lmtpd.socket_path, "x@example.net", [user], MESSAGE)
     assert len(deliveries(sieve_lmtpd, user, "One")) == 1
 
@@ -75,20 +79,14 @@ def test_the_script_activated_last_runs_at_the_next_delivery(sieve_lmtpd: Lmtpd)
     user = "next@example.org"
     add_mailboxes(sieve_lmtpd, user)
     for folder in ("A", "B", "A"):
-        client = sievelib_client(sieve_lmtpd, user)
-        try:
+        with sievelib_client(sieve_lmtpd, user) as client:
             assert client.putscript(f"to-{folder}", FILE_INTO.format(folder=folder))
             assert client.setactive(f"to-{folder}")
-        finally:
-            client.logout()
         before = len(deliveries(sieve_lmtpd, user, folder))
         lmtp_send(sieve_lmtpd.socket_path, "x@example.net", [user], MESSAGE)
         assert len(deliveries(sieve_lmtpd, user, folder)) == before + 1
-    client = sievelib_client(sieve_lmtpd, user)
-    try:
+    with sievelib_client(sieve_lmtpd, user) as client:
         assert client.setactive("")
-    finally:
-        client.logout()
     lmtp_send(sieve_lmtpd.socket_path, "x@example.net", [user], MESSAGE)
     assert len(deliveries(sieve_lmtpd, user)) == 1  # no script active: INBOX
 
@@ -98,34 +96,27 @@ def test_sievelib_over_starttls(sieve_lmtpd: Lmtpd, localhost_cert: tuple[str, s
     user = "tls@example.org"
     add_mailboxes(sieve_lmtpd, user)
     monkeypatch.setenv("SSL_CERT_FILE", localhost_cert[0])
-    client = sievelib_client(sieve_lmtpd, user, starttls=True)
-    try:
+    with sievelib_client(sieve_lmtpd, user, starttls=True) as client:
         assert client.putscript("main", "keep;\n")
         assert client.listscripts() == (None, ["main"])
-    finally:
-        client.logout()
 
 
 def test_a_script_that_does_not_compile_changes_nothing(sieve_lmtpd: Lmtpd) -> None:
     user = "broken@example.org"
     add_mailboxes(sieve_lmtpd, user)
-    client = sievelib_client(sieve_lmtpd, user)
-    try:
+    with sievelib_client(sieve_lmtpd, user) as client:
         assert client.putscript("main", "keep;\n")
         assert not client.putscript("main", 'require "fileinto";\nfileinto "x"\n')
         assert b"line 3, column 1" in client.errmsg
         assert not client.putscript("other", "discard\n")
         assert client.listscripts() == (None, ["main"])
         assert client.getscript("main") == "keep;"
-    finally:
-        client.logout()
 
 
 def test_limits_on_count_and_size(sieve_lmtpd: Lmtpd) -> None:
     user = "limits@example.org"
     add_mailboxes(sieve_lmtpd, user)
-    client = sievelib_client(sieve_lmtpd, user)
-    try:
+    with sievelib_client(sieve_lmtpd, user) as client:
         for number in range(5):
             assert client.putscript(f"s{number}", "keep;\n")
         assert not client.putscript("s5", "keep;\n")
@@ -137,8 +128,6 @@ def test_limits_on_count_and_size(sieve_lmtpd: Lmtpd) -> None:
         assert client.getscript("s0") == "keep;"
         assert not client.renamescript("s0", "s1")
         assert client.errcode == b"ALREADYEXISTS"
-    finally:
-        client.logout()
 
 
 def test_literals_in_both_forms_and_the_cli_sees_the_same_scripts(sieve_lmtpd: Lmtpd) -> None:
