@@ -42,9 +42,10 @@ LINE = b"X" * 76
 
 
 def find_smtp_source() -> str | None:
+    """Postfix's smtp-source if it can be run here (Debian puts it outside $PATH)."""
     return shutil.which("smtp-source") or next(
         (p for p in ("/usr/sbin/smtp-source", "/usr/lib/postfix/sbin/smtp-source")
-         if os.path.exists(p)), None)
+         if os.access(p, os.X_OK)), None)
 
 
 # -- the systems under test -------------------------------------------------------------------

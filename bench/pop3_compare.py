@@ -566,7 +566,7 @@ def render(results: dict, compare: bool) -> str:
 
 
 def pop3_available() -> bool:
-    return dovecot_mod.available() and os.path.exists("/usr/lib/dovecot/pop3")
+    return dovecot_mod.available() and os.access("/usr/lib/dovecot/pop3", os.X_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

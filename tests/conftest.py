@@ -25,16 +25,31 @@ LMTPD = str(BIN / "lmtpd")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+# The Debian package each program the tests run comes from, named when it is missing.
+PACKAGE_OF = {
+    "postfix": "postfix", "postqueue": "postfix", "postmap": "postfix",
+    "smtp-source": "postfix", "postconf": "postfix",
+    "dovecot": "dovecot-core", "doveadm": "dovecot-core",
+    "/usr/lib/dovecot/pop3": "dovecot-pop3d", "/usr/lib/dovecot/lmtp": "dovecot-lmtpd",
+    "/usr/lib/dovecot/managesieve": "dovecot-managesieved", "sieve-test": "dovecot-sieve",
+    "fetchmail": "fetchmail", "getmail": "getmail6", "sieve-connect": "sieve-connect",
+    "openssl": "openssl", "systemd-analyze": "systemd",
+}
+
+
 def require_tool(name: str) -> str:
-    """The path of an external program; skipped locally when missing, a failure in CI."""
+    """The path of an external program that can be run here; skipped locally when missing
+    (naming its package), a failure in CI."""
     path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/usr/lib/postfix/sbin/{name}")
-         if os.access(p, os.X_OK)), None)
+        (p for p in (name, f"/usr/sbin/{name}", f"/usr/bin/{name}",
+                     f"/usr/lib/postfix/sbin/{name}")
+         if os.path.isabs(p) and os.access(p, os.X_OK)), None)
     if path:
         return path
+    package = PACKAGE_OF.get(name, name)
     if IN_CI:
-        pytest.fail(f"{name} is not installed; .ci/run must install it")
-    pytest.skip(f"{name} is not installed")
+        pytest.fail(f"{name} ({package}) is not installed; .ci/run must install {package}")
+    pytest.skip(f"{name} is not installed (package {package})")
 
 
 def require_user(name: str, package: str) -> pwd.struct_passwd:

@@ -8,10 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests import dovecot_process
-from tests.conftest import IN_CI, free_port, require_tool
+from tests.conftest import free_port, require_tool
 
 MANAGESIEVE = "/usr/lib/dovecot/managesieve"
 
@@ -58,10 +56,7 @@ class ManageSieved:
 
     def start(self) -> None:
         require_tool("dovecot")
-        if not os.path.exists(MANAGESIEVE):
-            if IN_CI:
-                pytest.fail("dovecot-managesieved is not installed; .ci/run must install it")
-            pytest.skip("dovecot-managesieved is not installed")
+        require_tool(MANAGESIEVE)
         self.process = dovecot_process.start(
             self.write(), lambda: dovecot_process.connectable(("127.0.0.1", self.port)))
 
