@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
+from lmtpd.accept import BalancedListener
 from lmtpd.config import Config
 from lmtpd.shared import SharedState
 from lmtpd.store.worker import Workers
@@ -34,12 +36,16 @@ class Runtime:
 
 
 class Service:
-    """Base of every listener; the defaults do nothing."""
+    """Base of every listener. The defaults do nothing, except that the listeners a worker
+    accepts on (`listeners`) stop with `stop_accepting`, and a Unix socket file made by
+    `bind` (`socket_path`) goes with `cleanup`."""
 
     name = "service"
 
     def __init__(self) -> None:
         self.sockets: list[BoundSocket] = []
+        self.listeners: list[BalancedListener] = []
+        self.socket_path: Path | None = None
 
     def bind(self, config: Config) -> None:
         """Check what can be checked before serving, and bind the sockets (supervisor)."""
@@ -57,12 +63,16 @@ class Service:
 
     def stop_accepting(self) -> None:
         """Take no new connections (the listening sockets stay open: they are shared)."""
+        for listener in self.listeners:
+            listener.close()
 
     async def close(self) -> None:
         """End this worker's sessions."""
 
     def cleanup(self) -> None:
         """In the supervisor after the last worker ended: remove files made by bind()."""
+        if self.socket_path is not None:
+            self.socket_path.unlink(missing_ok=True)
 
     @property
     def labels(self) -> list[str]:

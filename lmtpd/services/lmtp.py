@@ -14,7 +14,7 @@ import weakref
 from pathlib import Path
 
 from lmtpd import status
-from lmtpd.accept import BalancedListener, accept_balanced
+from lmtpd.accept import accept_balanced
 from lmtpd.config import Config, tcp_listener
 from lmtpd.delivery import Deliverer
 from lmtpd.errors import ServeError
@@ -94,8 +94,6 @@ class LmtpService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.socket_path: Path | None = None
-        self.listeners: list[BalancedListener] = []
         self.sessions: weakref.WeakSet[LmtpSession] = weakref.WeakSet()
         self.handler: LmtpHandler | None = None
         self.counts: ConnectionCounts | None = None
@@ -152,17 +150,9 @@ class LmtpService(Service):
     def busy(self) -> bool:
         return any(s.in_transaction for s in self.sessions if s.transport is not None)
 
-    def stop_accepting(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-
     async def close(self) -> None:
         if self.handler is not None:
             await self.handler.drain()
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()
-
-    def cleanup(self) -> None:
-        if self.socket_path is not None:
-            self.socket_path.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from lmtpd.accept import BalancedListener, accept_balanced
+from lmtpd.accept import accept_balanced
 from lmtpd.config import Config, tcp_listener
 from lmtpd.postfix.lookups import PostfixLookups
 from lmtpd.services import BoundSocket, Runtime, Service
@@ -28,8 +28,6 @@ class LookupService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.socket_path: Path | None = None
-        self.listeners: list[BalancedListener] = []
         self.writers: set[asyncio.StreamWriter] = set()
         self._lookups: PostfixLookups | None = None
 
@@ -82,15 +80,7 @@ class LookupService(Service):
         async with asyncio.timeout(IDLE_TIMEOUT):
             return await reader.read(READ_SIZE)
 
-    def stop_accepting(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-
     async def close(self) -> None:
         for writer in list(self.writers):
             with contextlib.suppress(Exception):
                 writer.close()
-
-    def cleanup(self) -> None:
-        if self.socket_path is not None:
-            self.socket_path.unlink(missing_ok=True)

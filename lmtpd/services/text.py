@@ -10,7 +10,7 @@ import ssl
 from functools import partial
 from pathlib import Path
 
-from lmtpd.accept import BalancedListener, accept_balanced
+from lmtpd.accept import accept_balanced
 from lmtpd.config import tcp_listener
 from lmtpd.errors import ServeError
 from lmtpd.services import BoundSocket, Runtime, Service
@@ -46,7 +46,6 @@ class TextService(Service):
     def __init__(self) -> None:
         super().__init__()
         self.server: TextServer | None = None
-        self.listeners: list[BalancedListener] = []
 
     def listen(self, scheme: str, listen: str, *, implicit_tls: bool = False) -> None:
         sock = tcp_listener(listen)
@@ -68,10 +67,6 @@ class TextService(Service):
                 return asyncio.StreamReaderProtocol(reader, handle)
 
             self.listeners.append(accept_balanced(bound.sock, streams, runtime.shared.board))
-
-    def stop_accepting(self) -> None:
-        for listener in self.listeners:
-            listener.close()
 
     async def close(self) -> None:
         if self.server is not None:
