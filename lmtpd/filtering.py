@@ -230,8 +230,8 @@ class FilterPlan:
         plan = cls()
         for action in result.actions:
             if isinstance(action, FileInto):
-                folder = maildir.INBOX if maildir.is_inbox(action.folder) else action.folder
-                store = StoreAction(folder, tuple(action.flags), action.message)
+                store = StoreAction(maildir.normal_folder(action.folder), tuple(action.flags),
+                                    action.message)
                 if store not in plan.stores:
                     plan.stores.append(store)
             elif isinstance(action, Redirect):

@@ -30,7 +30,7 @@ class ReplayedMessage:
         """Anything other than one store into the folder it is in now."""
         if len(self.would) != 1 or not isinstance(self.would[0], FileInto):
             return True
-        return _folder(self.would[0].folder) != _folder(self.folder)
+        return maildir.normal_folder(self.would[0].folder) != maildir.normal_folder(self.folder)
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -40,10 +40,6 @@ class ReplayedMessage:
         if self.errors:
             data["errors"] = self.errors
         return data
-
-
-def _folder(name: str) -> str:
-    return maildir.INBOX if maildir.is_inbox(name) else name
 
 
 @dataclass(frozen=True)
@@ -120,6 +116,6 @@ def _replay_one(store: MailStore, runner: SieveRunner, mailbox: MailboxRow, scri
     )
     replayed.would = result.actions if result is not None else [FileInto(maildir.INBOX)]
     replayed.errors = list(result.errors) if result is not None else []
-    replayed.would = [dataclasses.replace(a, folder=_folder(a.folder))
+    replayed.would = [dataclasses.replace(a, folder=maildir.normal_folder(a.folder))
                       if isinstance(a, FileInto) else a for a in replayed.would]
     return replayed

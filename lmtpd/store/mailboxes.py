@@ -228,7 +228,7 @@ class Store:
 
     def write_file(self, mailbox: MailboxRow, folder: str, prefix: bytes, body: maildir.Body,
                    flags: Iterable[str] = ()) -> maildir.StoredFile:
-        folder = maildir.INBOX if maildir.is_inbox(folder) else folder
+        folder = maildir.normal_folder(folder)
         target = self.folder_dir(mailbox, folder, create=True)
         stored = maildir.write_message(target, prefix, body, flags=flags, fsync=self.fsync)
         return dataclasses.replace(stored, folder=folder)

@@ -91,6 +91,11 @@ def is_inbox(folder: str) -> bool:
     return folder.upper() == INBOX
 
 
+def normal_folder(folder: str) -> str:
+    """The name a folder is kept under: INBOX in any case is INBOX."""
+    return INBOX if is_inbox(folder) else folder
+
+
 def folder_dirname(folder: str) -> str:
     parts = folder.split("/")
     for part in parts:
